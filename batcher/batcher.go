@@ -1,0 +1,473 @@
+// Package batcher groups rows into batches of one target and one parameter
+// set, and submits them to the API no closer together than the batch
+// interval, under one rate.Limiter.
+//
+// A 429 waits and retries the same batch, and slows the limiter down for a
+// while. 5xx and network errors retry with backoff, then fail the batch's
+// rows. A batch the API refuses as a whole (400/422) is split until the
+// refused items are found: they are rejected, the others go through. A
+// refused token (401/403) ends the run.
+package batcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+
+	"github.com/decodo-batch/decodo-batch/decodo"
+)
+
+// Submitter queues a batch of tasks. [*decodo.Client] satisfies it.
+type Submitter interface {
+	SubmitBatch(ctx context.Context, req decodo.BatchRequest) (*decodo.BatchResponse, error)
+}
+
+// Sink learns what became of each item. Its methods are called from the
+// batcher's goroutines and must not block for long.
+type Sink interface {
+	// Submitted: the API queued items[i] as task ids[i] at time at.
+	Submitted(items []Item, ids []string, at time.Time)
+	// Rejected: the API refused these items for reason; they will not be tried again.
+	Rejected(items []Item, reason string)
+	// Failed: these items could not be submitted (5xx, network) after every attempt.
+	Failed(items []Item, reason string)
+}
+
+// Config tunes a [Batcher]. Zero fields take the defaults in brackets.
+type Config struct {
+	Size     int           // items per batch [3000]
+	Interval time.Duration // least time between two submissions [1s]
+	MaxOpen  int           // open groups at most [64]
+	MaxItems int           // items waiting in groups at most [4×Size]
+	MaxAge   time.Duration // a partly filled group waits at most this long [30s]
+	InFlight int           // batch requests in flight at once [4]
+	Attempts int           // tries of a batch on 5xx or network errors [5]
+	Backoff  decodo.Backoff
+	Log      *slog.Logger
+}
+
+// Stats counts what the batcher did.
+type Stats struct {
+	Batches     atomic.Int64 // accepted submissions
+	Requests    atomic.Int64 // POSTs sent
+	Retried     atomic.Int64 // POSTs sent again after 429, 5xx or a network error
+	RateLimited atomic.Int64 // 429 answers
+	Splits      atomic.Int64 // refused batches split
+	First, Last atomic.Int64 // unix nanos of the first and last accepted submission
+}
+
+// Batcher groups and submits items. Create it with [New], feed it with Run's
+// input channel and [Batcher.Resubmit].
+type Batcher struct {
+	api   Submitter
+	sink  Sink
+	cfg   Config
+	lim   *rate.Limiter
+	base  rate.Limit
+	Stats Stats
+
+	mu     sync.Mutex
+	again  []Item
+	signal chan struct{}
+	slow   atomic.Int32 // successes to go before the limiter is back to base
+}
+
+// New returns a batcher that submits to api and reports to sink.
+func New(api Submitter, sink Sink, cfg Config) *Batcher {
+	if cfg.Size <= 0 || cfg.Size > decodo.MaxBatchItems {
+		cfg.Size = decodo.MaxBatchItems
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Second
+	}
+	if cfg.MaxOpen <= 0 {
+		cfg.MaxOpen = 64
+	}
+	if cfg.MaxItems <= 0 {
+		cfg.MaxItems = 4 * cfg.Size
+	}
+	if cfg.MaxAge <= 0 {
+		cfg.MaxAge = 30 * time.Second
+	}
+	if cfg.InFlight <= 0 {
+		cfg.InFlight = 4
+	}
+	if cfg.Attempts <= 0 {
+		cfg.Attempts = 5
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	// A small margin over the interval absorbs jitter between our send and
+	// the API's arrival time, so pacing never earns a 429.
+	margin := min(cfg.Interval/40, 25*time.Millisecond)
+	base := rate.Every(cfg.Interval + margin)
+	return &Batcher{
+		api: api, sink: sink, cfg: cfg,
+		lim:    rate.NewLimiter(base, 1),
+		base:   base,
+		signal: make(chan struct{}, 1),
+	}
+}
+
+// Resubmit queues items to be submitted again (faulted or expired tasks).
+// It never blocks.
+func (b *Batcher) Resubmit(items ...Item) {
+	b.mu.Lock()
+	b.again = append(b.again, items...)
+	b.mu.Unlock()
+	select {
+	case b.signal <- struct{}{}:
+	default:
+	}
+}
+
+// Run groups the items of in and submits them until ctx is done. After in
+// is closed, partial groups go out without waiting; Run keeps serving
+// [Batcher.Resubmit] until ctx is done. When ctx is done, requests in flight
+// are let finish (their tasks are paid for) and Run returns nil; it returns
+// [decodo.ErrAuth] when the token is refused, which the caller treats as fatal.
+func (b *Batcher) Run(ctx context.Context, in <-chan Item) error {
+	want, ready := make(chan struct{}), make(chan *Batch, 1)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { b.group(gctx, in, want, ready); return nil })
+	g.Go(func() error { return b.submit(gctx, want, ready) })
+	return g.Wait()
+}
+
+// group owns the grouper. When the submitter asks (want), it hands over
+// the next batch: full batches first in the order they filled, else the
+// oldest partial group once it has had a moment to fill (at once after the
+// input ended). Groups keep filling until a slot actually wants them.
+func (b *Batcher) group(ctx context.Context, in <-chan Item, want <-chan struct{}, ready chan<- *Batch) {
+	gr := NewGrouper(b.cfg.Size, b.cfg.MaxOpen, b.cfg.MaxItems)
+	var queue []*Batch // full or evicted batches, in order
+	tick := time.NewTicker(min(b.cfg.MaxAge/4, 50*time.Millisecond))
+	defer tick.Stop()
+	ended, asked := false, false
+	add := func(it Item) {
+		full, evicted := gr.Add(it, time.Now())
+		if evicted != nil {
+			queue = append(queue, evicted)
+		}
+		if full != nil {
+			queue = append(queue, full)
+		}
+	}
+	for {
+		if asked {
+			var next *Batch
+			if len(queue) > 0 {
+				next, queue = queue[0], queue[1:]
+			} else if gr.Open() > 0 {
+				notBefore := time.Now()
+				if !ended {
+					notBefore = notBefore.Add(-min(b.cfg.Interval, 200*time.Millisecond))
+				}
+				next = gr.Oldest(notBefore)
+			}
+			if next != nil {
+				ready <- next // buffered; the submitter is waiting for it
+				asked = false
+			}
+		}
+		inCh := in
+		if len(queue) >= 2 {
+			inCh = nil // backpressure: the reader waits while two batches are ready
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case it, ok := <-inCh:
+			if !ok {
+				ended, in = true, nil
+				continue
+			}
+			add(it)
+		case <-want:
+			asked = true
+		case <-b.signal:
+			b.mu.Lock()
+			again := b.again
+			b.again = nil
+			b.mu.Unlock()
+			for _, it := range again {
+				add(it)
+			}
+		case <-tick.C:
+			for {
+				ob := gr.Oldest(time.Now().Add(-b.cfg.MaxAge))
+				if ob == nil {
+					break
+				}
+				queue = append(queue, ob)
+			}
+		}
+	}
+}
+
+// submit asks for a batch when its slot comes and posts it, several in
+// flight at once.
+func (b *Batcher) submit(ctx context.Context, want chan<- struct{}, ready <-chan *Batch) error {
+	// Requests in flight outlive a cancelled ctx: their answer carries the
+	// task ids we pay for. Only an auth error cancels them.
+	pctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancel(nil)
+	lctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var pg errgroup.Group
+	pg.SetLimit(b.cfg.InFlight)
+	for lctx.Err() == nil {
+		// Ask only when the limiter would let a batch go now, so a partial
+		// batch is never taken early while a full one is filling.
+		if err := b.waitSlot(lctx); err != nil {
+			break
+		}
+		var bt *Batch
+		select {
+		case <-lctx.Done():
+		case want <- struct{}{}:
+			select {
+			case <-lctx.Done():
+			case bt = <-ready:
+			}
+		}
+		if bt == nil {
+			break
+		}
+		pg.Go(func() error {
+			err := b.post(pctx, bt)
+			if errors.Is(err, decodo.ErrAuth) {
+				cancel(err)
+				stop()
+			}
+			return err
+		})
+	}
+	err := pg.Wait()
+	if cause := context.Cause(pctx); cause != nil {
+		return cause
+	}
+	return err
+}
+
+// waitSlot sleeps until the limiter has a token, without taking it.
+func (b *Batcher) waitSlot(ctx context.Context) error {
+	for {
+		tokens := b.lim.Tokens()
+		if tokens >= 1 {
+			return ctx.Err()
+		}
+		d := time.Duration((1 - tokens) / float64(b.lim.Limit()) * float64(time.Second))
+		if err := decodo.Sleep(ctx, d); err != nil {
+			return err
+		}
+	}
+}
+
+// post submits one batch, splitting it when the API refuses it as a whole.
+func (b *Batcher) post(ctx context.Context, bt *Batch) error {
+	// Breadth-first: both halves of a refused batch are tried before their
+	// own halves, so a refusal of everything (a bad target or parameter) is
+	// recognised after a few requests instead of one per item.
+	type node struct {
+		items []Item
+		depth int
+	}
+	queue := []node{{bt.Items, 0}}
+	accepted := 0
+	for len(queue) > 0 {
+		n := queue[0]
+		queue = queue[1:]
+		err := b.send(ctx, bt.Key, n.items)
+		var apiErr *decodo.Error
+		if err == nil {
+			accepted++
+			continue
+		}
+		if !errors.As(err, &apiErr) || !(apiErr.Validation() || apiErr.StatusCode == 413) {
+			return err // auth or ctx; failures were reported by send
+		}
+		reason := apiErr.Error()
+		if named, rest := splitNamed(n.items, apiErr); len(named) > 0 {
+			b.sink.Rejected(named, reason)
+			if len(rest) > 0 {
+				queue = append(queue, node{rest, n.depth})
+			}
+			continue
+		}
+		if len(n.items) == 1 || (n.depth >= 3 && accepted == 0) {
+			b.sink.Rejected(n.items, reason)
+			continue
+		}
+		b.Stats.Splits.Add(1)
+		h := len(n.items) / 2
+		queue = append(queue, node{n.items[:h], n.depth + 1}, node{n.items[h:], n.depth + 1})
+	}
+	return nil
+}
+
+// splitNamed separates the items the API's error names from the others.
+func splitNamed(items []Item, e *decodo.Error) (named, rest []Item) {
+	text := e.Message + "\n" + strings.Join(e.Errors, "\n")
+	for _, it := range items {
+		s := it.URL
+		if s == "" {
+			s = it.Query
+		}
+		if strings.Contains(text, s) {
+			named = append(named, it)
+		} else {
+			rest = append(rest, it)
+		}
+	}
+	if len(rest) == 0 && len(items) > 1 {
+		return nil, items // the message names everything: it names nothing
+	}
+	return named, rest
+}
+
+// send posts items as one batch until it is accepted, refused, or out of
+// attempts. It reports accepted and failed items to the sink itself, and
+// returns the *decodo.Error of a refusal, decodo.ErrAuth, or ctx's error.
+func (b *Batcher) send(ctx context.Context, key Key, items []Item) error {
+	req := decodo.BatchRequest{Target: key.Target, Params: json.RawMessage(key.Params)}
+	list := make([]string, len(items))
+	for i := range items {
+		list[i] = items[i].URL
+		if key.Query {
+			list[i] = items[i].Query
+		}
+	}
+	if key.Query {
+		req.Queries = list
+	} else {
+		req.URLs = list
+	}
+	failures := 0
+	for sent := 0; ; sent++ {
+		if sent > 0 {
+			b.Stats.Retried.Add(1)
+		}
+		if err := b.lim.Wait(ctx); err != nil {
+			return err
+		}
+		b.Stats.Requests.Add(1)
+		resp, err := b.api.SubmitBatch(ctx, req)
+		if err == nil {
+			b.accepted(items, list, resp)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var apiErr *decodo.Error
+		isAPI := errors.As(err, &apiErr)
+		switch {
+		case isAPI && apiErr.Auth():
+			return fmt.Errorf("%w: %s", decodo.ErrAuth, apiErr.Message)
+		case isAPI && apiErr.RateLimited():
+			b.Stats.RateLimited.Add(1)
+			b.slowDown()
+			wait := apiErr.RetryAfter
+			if wait <= 0 {
+				wait = b.cfg.Backoff.Delay(1) + b.cfg.Interval
+			}
+			b.cfg.Log.Debug("batch rate limited", "items", len(items), "wait", wait)
+			if err := decodo.Sleep(ctx, wait); err != nil {
+				return err
+			}
+			continue
+		case isAPI && !apiErr.Temporary():
+			if apiErr.Validation() || apiErr.StatusCode == 413 {
+				return apiErr
+			}
+			b.sink.Failed(items, err.Error())
+			return nil
+		}
+		failures++
+		if failures >= b.cfg.Attempts {
+			b.cfg.Log.Warn("batch failed", "items", len(items), "attempts", failures, "err", err)
+			b.sink.Failed(items, fmt.Sprintf("submit failed after %d attempts: %v", failures, err))
+			return nil
+		}
+		b.cfg.Log.Debug("batch retry", "items", len(items), "err", err)
+		if err := decodo.Sleep(ctx, b.cfg.Backoff.Delay(failures)); err != nil {
+			return err
+		}
+	}
+}
+
+// accepted matches the queued tasks to the items by their echoed url or
+// query, then by position for any the API changed, and reports them.
+func (b *Batcher) accepted(items []Item, list []string, resp *decodo.BatchResponse) {
+	now := time.Now()
+	b.Stats.Batches.Add(1)
+	b.Stats.First.CompareAndSwap(0, now.UnixNano())
+	b.Stats.Last.Store(now.UnixNano())
+	b.recover()
+	ids := make([]string, len(items))
+	byItem := make(map[string][]int, len(items))
+	for i, s := range list {
+		byItem[s] = append(byItem[s], i)
+	}
+	var loose []string // tasks whose echo matched no item
+	for _, t := range resp.Tasks {
+		if idx := byItem[t.Item()]; len(idx) > 0 {
+			ids[idx[0]] = t.ID
+			byItem[t.Item()] = idx[1:]
+		} else {
+			loose = append(loose, t.ID)
+		}
+	}
+	var okItems []Item
+	var okIDs []string
+	var missing []Item
+	for i, id := range ids {
+		if id == "" && len(loose) > 0 {
+			id, loose = loose[0], loose[1:]
+		}
+		if id == "" {
+			missing = append(missing, items[i])
+			continue
+		}
+		okItems = append(okItems, items[i])
+		okIDs = append(okIDs, id)
+	}
+	if len(okItems) > 0 {
+		b.sink.Submitted(okItems, okIDs, now)
+	}
+	if len(missing) > 0 {
+		reason := "the API queued no task for this item"
+		if len(resp.Errors) > 0 {
+			var parts []string
+			for _, e := range resp.Errors {
+				parts = append(parts, string(e))
+			}
+			reason += ": " + strings.Join(parts, "; ")
+		}
+		b.sink.Rejected(missing, reason)
+	}
+}
+
+// slowDown lowers the submission rate after a 429 that pacing should have
+// avoided; recover brings it back after a run of accepted batches.
+func (b *Batcher) slowDown() {
+	b.lim.SetLimit(b.lim.Limit() * 0.8)
+	b.slow.Store(10)
+}
+
+func (b *Batcher) recover() {
+	if b.slow.Load() > 0 && b.slow.Add(-1) == 0 {
+		b.lim.SetLimit(b.base)
+	}
+}

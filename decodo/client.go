@@ -1,0 +1,198 @@
+package decodo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// ErrInsecureEndpoint is returned by [New] for a plain http:// endpoint that
+// is not a loopback address: the token would cross the network in clear.
+var ErrInsecureEndpoint = errors.New("decodo: refusing to send the token over plain http to a non-loopback host")
+
+// ErrAuth is what callers return when the API refuses the token (401/403);
+// it ends a run.
+var ErrAuth = errors.New("the API refused the token (401/403): check DECODO_TOKEN, or DECODO_USERNAME and DECODO_PASSWORD, or --token-file")
+
+// Client talks to the asynchronous endpoints of the API. It is safe for
+// concurrent use.
+type Client struct {
+	http *http.Client
+	base string // without a trailing slash
+	auth string // "Basic <token>"
+	ua   string
+}
+
+// Config holds what [New] needs besides the endpoint and token.
+type Config struct {
+	// Conns is the number of idle connections kept to the API; set it to
+	// the number of concurrent requests.
+	Conns int
+	// Timeout bounds one request, 0 for 60s.
+	Timeout time.Duration
+	// Version goes into the User-Agent.
+	Version string
+}
+
+// New returns a client of the API at endpoint with the Basic token. It
+// returns [ErrInsecureEndpoint] for http:// to a non-loopback host and an
+// error for an endpoint that is not an absolute http(s) URL.
+func New(endpoint, token string, cfg Config) (*Client, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("decodo: endpoint %q is not an http(s) URL", endpoint)
+	}
+	if u.Scheme == "http" && !loopback(u.Hostname()) {
+		return nil, ErrInsecureEndpoint
+	}
+	if token == "" {
+		return nil, errors.New("decodo: no token")
+	}
+	if cfg.Conns <= 0 {
+		cfg.Conns = 32
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 60 * time.Second
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = cfg.Conns + 8
+	tr.MaxIdleConnsPerHost = cfg.Conns + 8
+	return &Client{
+		http: &http.Client{Transport: tr, Timeout: cfg.Timeout},
+		base: strings.TrimRight(u.String(), "/"),
+		auth: "Basic " + token,
+		ua:   "decodo-batch/" + cfg.Version,
+	}, nil
+}
+
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// SubmitBatch queues a batch. It returns an [*Error] for a non-2xx answer,
+// or the transport's error.
+func (c *Client) SubmitBatch(ctx context.Context, req BatchRequest) (*BatchResponse, error) {
+	body, err := req.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	var resp BatchResponse
+	if _, err := c.do(ctx, http.MethodPost, "/v3/task/batch", "POST /v3/task/batch", body, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+// Submit queues one task with the given parameters (a JSON object holding
+// target and url or query). It returns an [*Error] for a non-2xx answer.
+func (c *Client) Submit(ctx context.Context, params json.RawMessage) (*Task, error) {
+	var t Task
+	if _, err := c.do(ctx, http.MethodPost, "/v3/task", "POST /v3/task", params, &t); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// Task reads a task's status. It returns an [*Error] for a non-2xx answer
+// (404 once the task is unknown or expired).
+func (c *Client) Task(ctx context.Context, id string) (*Task, error) {
+	var t Task
+	if _, err := c.do(ctx, http.MethodGet, "/v3/task/"+url.PathEscape(id), "GET /v3/task/{id}", nil, &t); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// Results fetches a task's results. ready is false while the task is
+// pending (HTTP 204, or an empty results list). It returns an [*Error] for a
+// non-2xx answer.
+func (c *Client) Results(ctx context.Context, id string) (results []Result, ready bool, err error) {
+	var v struct {
+		Results []Result `json:"results"`
+	}
+	status, err := c.do(ctx, http.MethodGet, "/v3/task/"+url.PathEscape(id)+"/results", "GET /v3/task/{id}/results", nil, &v)
+	if err != nil || status == http.StatusNoContent || len(v.Results) == 0 {
+		return nil, false, err
+	}
+	return v.Results, true, nil
+}
+
+// do sends one request and decodes a 2xx body into out. A 204 leaves out
+// untouched.
+func (c *Client) do(ctx context.Context, method, path, op string, body []byte, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", op, err)
+	}
+	req.Header.Set("Authorization", c.auth)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.ua)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		// url.Error carries the URL, never the header with the token.
+		return 0, fmt.Errorf("%s: %w", op, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNoContent {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, nil
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return resp.StatusCode, readError(resp, op)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, fmt.Errorf("%s: read answer: %w", op, err)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return resp.StatusCode, fmt.Errorf("%s: decode answer: %w", op, err)
+	}
+	return resp.StatusCode, nil
+}
+
+func readError(resp *http.Response, op string) *Error {
+	e := &Error{
+		StatusCode: resp.StatusCode,
+		Op:         op,
+		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+	}
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var v struct {
+		Status  string            `json:"status"`
+		Message string            `json:"message"`
+		Errors  []json.RawMessage `json:"errors"`
+	}
+	if json.Unmarshal(data, &v) == nil {
+		e.Message = v.Message
+		for _, raw := range v.Errors {
+			var s string
+			if json.Unmarshal(raw, &s) != nil {
+				s = string(raw)
+			}
+			e.Errors = append(e.Errors, s)
+		}
+	}
+	if e.Message == "" {
+		e.Message = http.StatusText(resp.StatusCode)
+	}
+	return e
+}

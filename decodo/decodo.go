@@ -1,0 +1,216 @@
+// Package decodo is a client of the Decodo Scraper API's asynchronous
+// endpoints: queue one task or a batch, read a task's status, fetch its
+// results. See decodo-api.md for the API it follows.
+package decodo
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultEndpoint is the base URL of the real API.
+const DefaultEndpoint = "https://scraper-api.decodo.com"
+
+// Task statuses.
+const (
+	StatusPending = "pending"
+	StatusDone    = "done"
+	StatusFaulted = "faulted"
+)
+
+// Task is the task object the API answers for a queued task and for a status
+// request. Only the fields the client acts on are decoded.
+type Task struct {
+	ID        string `json:"id"`
+	Status    string `json:"status"`
+	Target    string `json:"target"`
+	URL       string `json:"url"`
+	Query     string `json:"query"`
+	CreatedAt string `json:"created_at"`
+	UpdatedAt string `json:"updated_at"`
+}
+
+// UnmarshalJSON accepts an id sent as a string or as a bare number.
+func (t *Task) UnmarshalJSON(b []byte) error {
+	type plain Task
+	var v struct {
+		plain
+		ID json.Number `json:"id"`
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	if err := d.Decode(&v); err != nil {
+		return err
+	}
+	*t = Task(v.plain)
+	t.ID = v.ID.String()
+	return nil
+}
+
+// Item returns the url or query the task was created for.
+func (t *Task) Item() string {
+	if t.URL != "" {
+		return t.URL
+	}
+	return t.Query
+}
+
+// BatchRequest is one POST /v3/task/batch: URLs or Queries (never both) of
+// one Target, with Params (a JSON object of the other task parameters, may be
+// empty) shared by every item.
+type BatchRequest struct {
+	Target  string
+	URLs    []string
+	Queries []string
+	Params  json.RawMessage
+}
+
+// Len returns the number of items in the batch.
+func (r *BatchRequest) Len() int { return len(r.URLs) + len(r.Queries) }
+
+// MarshalJSON writes the request body: the shared parameters, then target and
+// the item list.
+func (r BatchRequest) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.Grow(64 + 80*r.Len() + len(r.Params))
+	b.WriteByte('{')
+	if p := bytes.TrimSpace(r.Params); len(p) > 2 {
+		if p[0] != '{' || p[len(p)-1] != '}' {
+			return nil, errors.New("decodo: batch params are not a JSON object")
+		}
+		b.Write(p[1 : len(p)-1])
+		b.WriteByte(',')
+	}
+	b.WriteString(`"target":`)
+	writeJSONString(&b, r.Target)
+	key, items := `,"url":[`, r.URLs
+	if len(r.Queries) > 0 {
+		key, items = `,"query":[`, r.Queries
+	}
+	b.WriteString(key)
+	for i, s := range items {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		writeJSONString(&b, s)
+	}
+	b.WriteString("]}")
+	return b.Bytes(), nil
+}
+
+func writeJSONString(b *bytes.Buffer, s string) {
+	simple := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
+			simple = false
+			break
+		}
+	}
+	if simple {
+		b.WriteByte('"')
+		b.WriteString(s)
+		b.WriteByte('"')
+		return
+	}
+	enc, _ := json.Marshal(s) // a string always marshals
+	b.Write(enc)
+}
+
+// BatchResponse is the API's answer to a batch: its id (a number above 2^53,
+// kept exact as text), the queued tasks and the items it refused.
+type BatchResponse struct {
+	ID     string
+	Tasks  []Task
+	Errors []json.RawMessage
+}
+
+// UnmarshalJSON accepts both forms the API is known to answer: the SDK's
+// object {"id", "queries", "errors"} and a bare array of task objects.
+func (r *BatchResponse) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '[' {
+		return json.Unmarshal(b, &r.Tasks)
+	}
+	var v struct {
+		ID      json.Number       `json:"id"`
+		Queries []Task            `json:"queries"`
+		Tasks   []Task            `json:"tasks"`
+		Errors  []json.RawMessage `json:"errors"`
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	if err := d.Decode(&v); err != nil {
+		return err
+	}
+	r.ID, r.Tasks, r.Errors = v.ID.String(), v.Queries, v.Errors
+	if r.Tasks == nil {
+		r.Tasks = v.Tasks
+	}
+	return nil
+}
+
+// Result is one entry of a task's results: one page of what the target site
+// answered. Content is kept as raw JSON (a string, or a value with parse).
+type Result struct {
+	Content    json.RawMessage `json:"content"`
+	StatusCode int             `json:"status_code"`
+	URL        string          `json:"url"`
+	Query      string          `json:"query"`
+	TaskID     string          `json:"task_id"`
+	UpdatedAt  string          `json:"updated_at"`
+}
+
+// Error is a non-2xx answer of the API.
+type Error struct {
+	StatusCode int           // HTTP status
+	Op         string        // what was asked, e.g. "POST /v3/task/batch"
+	Message    string        // the API's message, or the HTTP status text
+	Errors     []string      // the API's per-item errors, as text
+	RetryAfter time.Duration // from a Retry-After header, 0 if none
+}
+
+func (e *Error) Error() string {
+	msg := fmt.Sprintf("%s: %d", e.Op, e.StatusCode)
+	if e.Message != "" {
+		msg += " " + e.Message
+	}
+	if len(e.Errors) > 0 {
+		msg += ": " + strings.Join(e.Errors, "; ")
+	}
+	return msg
+}
+
+// Auth reports whether the error is a refused token (401 or 403).
+func (e *Error) Auth() bool { return e.StatusCode == 401 || e.StatusCode == 403 }
+
+// RateLimited reports whether the error is a 429.
+func (e *Error) RateLimited() bool { return e.StatusCode == 429 }
+
+// Temporary reports whether trying again later may succeed: 429 and 5xx.
+func (e *Error) Temporary() bool { return e.StatusCode == 429 || e.StatusCode >= 500 }
+
+// Validation reports whether the API refused the request's content (400, 422).
+func (e *Error) Validation() bool { return e.StatusCode == 400 || e.StatusCode == 422 }
+
+// Gone reports whether the task is unknown or its results expired (404, 410).
+func (e *Error) Gone() bool { return e.StatusCode == 404 || e.StatusCode == 410 }
+
+// parseRetryAfter reads a Retry-After header: seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
+		return time.Duration(s * float64(time.Second))
+	}
+	if t, err := time.Parse(time.RFC1123, v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}

@@ -1,0 +1,367 @@
+// Package results writes the output files of a run: results.jsonl,
+// failed.jsonl and rejects.jsonl (one JSON object a line), and summary.json.
+//
+// The files are written by one goroutine. Commit makes what was written
+// durable and returns the file sizes reached, which the checkpoint records;
+// on resume, Open cuts each file back to the size the checkpoint vouches
+// for, so a line is never written twice.
+package results
+
+import (
+	"bufio"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// File names in the output directory, before ".gz".
+const (
+	ResultsFile = "results.jsonl"
+	FailedFile  = "failed.jsonl"
+	RejectsFile = "rejects.jsonl"
+	SummaryFile = "summary.json"
+)
+
+// Offsets are the sizes of the three output files.
+type Offsets struct{ Results, Failed, Rejects int64 }
+
+// Row identifies an input row in an output line.
+type Row struct {
+	Row    int64  // 1-based record index
+	Line   int64  // line of the input where it starts
+	ID     string // the user's key, may be empty
+	Target string
+	URL    string
+	Query  string
+}
+
+// Result is a line of results.jsonl. Pages holds the raw JSON content of
+// each page of the task's results.
+type Result struct {
+	Row
+	TaskID     string
+	StatusCode int
+	Pages      []json.RawMessage
+	Attempts   int
+	FetchedAt  time.Time
+}
+
+// Failure is a line of failed.jsonl.
+type Failure struct {
+	Row
+	TaskID   string
+	Error    string
+	Attempts int
+}
+
+// Reject is a line of rejects.jsonl: a bad input row or one the API refused.
+type Reject struct {
+	Row   int64
+	Line  int64
+	Error string
+	Input string
+}
+
+type file struct {
+	f    *os.File
+	buf  *bufio.Writer
+	gz   *gzip.Writer // nil unless compressed; a new member after each commit
+	size int64        // bytes written to f (after the last commit)
+	cw   countWriter
+	used bool // written since the last commit
+}
+
+type countWriter struct {
+	f *os.File
+	n *int64
+}
+
+func (c countWriter) Write(p []byte) (int, error) {
+	n, err := c.f.Write(p)
+	*c.n += int64(n)
+	return n, err
+}
+
+// Writer owns the three output files. It is not safe for concurrent use.
+type Writer struct {
+	files    [3]*file
+	compress bool
+	line     []byte
+}
+
+// Open creates dir if needed and opens the output files for appending, cut
+// back to at (the sizes the checkpoint vouches for). It returns an error
+// naming the file when one cannot be opened or is shorter than at says.
+func Open(dir string, compress bool, at Offsets) (*Writer, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create output directory: %w", err)
+	}
+	w := &Writer{compress: compress}
+	for i, name := range [3]string{ResultsFile, FailedFile, RejectsFile} {
+		if compress {
+			name += ".gz"
+		}
+		size := [3]int64{at.Results, at.Failed, at.Rejects}[i]
+		f, err := openAt(filepath.Join(dir, name), size)
+		if err != nil {
+			w.Close()
+			return nil, err
+		}
+		fl := &file{f: f, size: size}
+		fl.cw = countWriter{f: f, n: &fl.size}
+		fl.buf = bufio.NewWriterSize(fl.cw, 256<<10)
+		w.files[i] = fl
+	}
+	return w, nil
+}
+
+func openAt(path string, size int64) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open output: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open output: %w", err)
+	}
+	if st.Size() < size {
+		f.Close()
+		return nil, fmt.Errorf("output %s is %d bytes, shorter than the %d the checkpoint vouches for: it was changed outside the run; use --restart", path, st.Size(), size)
+	}
+	if st.Size() > size {
+		if err := f.Truncate(size); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("cut back output %s: %w", path, err)
+		}
+	}
+	if _, err := f.Seek(size, 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open output: %w", err)
+	}
+	return f, nil
+}
+
+func (w *Writer) write(i int, line []byte) error {
+	fl := w.files[i]
+	fl.used = true
+	if w.compress {
+		if fl.gz == nil {
+			fl.gz, _ = gzip.NewWriterLevel(fl.buf, gzip.BestSpeed)
+		}
+		_, err := fl.gz.Write(line)
+		return err
+	}
+	_, err := fl.buf.Write(line)
+	return err
+}
+
+// Result writes a line to results.jsonl.
+func (w *Writer) Result(r *Result) error {
+	b := appendRow(w.line[:0], &r.Row)
+	b = append(b, `,"task_id":`...)
+	b = appendString(b, r.TaskID)
+	b = append(b, `,"status_code":`...)
+	b = strconv.AppendInt(b, int64(r.StatusCode), 10)
+	b = append(b, `,"content":`...)
+	switch len(r.Pages) {
+	case 0:
+		b = append(b, "null"...)
+	case 1:
+		b = append(b, r.Pages[0]...)
+	default:
+		b = append(b, '[')
+		for i, p := range r.Pages {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, p...)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"attempts":`...)
+	b = strconv.AppendInt(b, int64(r.Attempts), 10)
+	b = append(b, `,"fetched_at":"`...)
+	b = r.FetchedAt.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, "\"}\n"...)
+	w.line = b
+	return w.write(0, b)
+}
+
+// Failed writes a line to failed.jsonl.
+func (w *Writer) Failed(f *Failure) error {
+	b := appendRow(w.line[:0], &f.Row)
+	if f.TaskID != "" {
+		b = append(b, `,"task_id":`...)
+		b = appendString(b, f.TaskID)
+	}
+	b = append(b, `,"error":`...)
+	b = appendString(b, f.Error)
+	b = append(b, `,"attempts":`...)
+	b = strconv.AppendInt(b, int64(f.Attempts), 10)
+	b = append(b, "}\n"...)
+	w.line = b
+	return w.write(1, b)
+}
+
+// Reject writes a line to rejects.jsonl.
+func (w *Writer) Reject(r *Reject) error {
+	b := append(w.line[:0], `{"row":`...)
+	b = strconv.AppendInt(b, r.Row, 10)
+	b = append(b, `,"line":`...)
+	b = strconv.AppendInt(b, r.Line, 10)
+	b = append(b, `,"error":`...)
+	b = appendString(b, r.Error)
+	b = append(b, `,"input":`...)
+	b = appendString(b, r.Input)
+	b = append(b, "}\n"...)
+	w.line = b
+	return w.write(2, b)
+}
+
+func appendRow(b []byte, r *Row) []byte {
+	b = append(b, `{"row":`...)
+	b = strconv.AppendInt(b, r.Row, 10)
+	b = append(b, `,"line":`...)
+	b = strconv.AppendInt(b, r.Line, 10)
+	if r.ID != "" {
+		b = append(b, `,"id":`...)
+		b = appendString(b, r.ID)
+	}
+	b = append(b, `,"target":`...)
+	b = appendString(b, r.Target)
+	if r.Query != "" {
+		b = append(b, `,"query":`...)
+		b = appendString(b, r.Query)
+	} else {
+		b = append(b, `,"url":`...)
+		b = appendString(b, r.URL)
+	}
+	return b
+}
+
+// Commit makes everything written so far durable (ends the gzip member,
+// flushes, fsyncs) and returns the file sizes reached.
+func (w *Writer) Commit() (Offsets, error) {
+	for _, fl := range w.files {
+		if !fl.used {
+			continue
+		}
+		if fl.gz != nil {
+			if err := fl.gz.Close(); err != nil {
+				return Offsets{}, fmt.Errorf("write %s: %w", fl.f.Name(), err)
+			}
+			fl.gz = nil
+		}
+		if err := fl.buf.Flush(); err != nil {
+			return Offsets{}, fmt.Errorf("write %s: %w", fl.f.Name(), err)
+		}
+		if err := fl.f.Sync(); err != nil {
+			return Offsets{}, fmt.Errorf("sync %s: %w", fl.f.Name(), err)
+		}
+		fl.used = false
+	}
+	return w.Offsets(), nil
+}
+
+// Offsets returns the file sizes at the last Commit.
+func (w *Writer) Offsets() Offsets {
+	return Offsets{w.files[0].size, w.files[1].size, w.files[2].size}
+}
+
+// Close commits and closes the files.
+func (w *Writer) Close() error {
+	var first error
+	for _, fl := range w.files {
+		if fl == nil {
+			continue
+		}
+		if fl.used {
+			if _, err := w.Commit(); err != nil && first == nil {
+				first = err
+			}
+		}
+		if err := fl.f.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// WriteSummary writes v as dir/summary.json, atomically (temp file, sync,
+// rename).
+func WriteSummary(dir string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, SummaryFile)
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("write summary: %w", err)
+	}
+	if _, err = f.Write(append(data, '\n')); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write summary: %w", err)
+	}
+	return nil
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

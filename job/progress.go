@@ -1,0 +1,89 @@
+package job
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+)
+
+// progress shows how the run goes: a bar on a terminal, a log line every
+// 10 seconds otherwise, or nothing.
+type progress struct {
+	done chan struct{}
+	end  chan struct{}
+}
+
+func newProgress(mode string, w io.Writer, log *slog.Logger, o *owner) *progress {
+	p := &progress{done: make(chan struct{}), end: make(chan struct{})}
+	if mode != "bar" && mode != "log" {
+		close(p.end)
+		return p
+	}
+	go func() {
+		defer close(p.end)
+		if mode == "bar" {
+			p.bar(w, o)
+		} else {
+			p.log(log, o)
+		}
+	}()
+	return p
+}
+
+func (p *progress) stop() {
+	close(p.done)
+	<-p.end
+}
+
+func (p *progress) bar(w io.Writer, o *owner) {
+	bar := progressbar.NewOptions64(-1,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription("rows"),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("rows"),
+		progressbar.OptionThrottle(200*time.Millisecond),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionFullWidth(),
+		progressbar.OptionClearOnFinish(),
+	)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if t := o.nTotal.Load(); t > 0 && bar.GetMax64() != t {
+			bar.ChangeMax64(t)
+		}
+		done := o.nResults.Load() + o.nFailed.Load() + o.nRejected.Load()
+		bar.Describe(fmt.Sprintf("results %d, failed %d, rejected %d, in flight %d",
+			o.nResults.Load(), o.nFailed.Load(), o.nRejected.Load(), max(0, o.nSubmitted.Load()-o.nResults.Load()-o.nFailed.Load())))
+		_ = bar.Set64(done)
+		select {
+		case <-p.done:
+			_ = bar.Finish()
+			fmt.Fprintln(w)
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (p *progress) log(log *slog.Logger, o *owner) {
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	start := time.Now()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-tick.C:
+		}
+		log.Info("progress",
+			"done", o.nResults.Load()+o.nFailed.Load()+o.nRejected.Load(),
+			"total", o.nTotal.Load(),
+			"results", o.nResults.Load(), "failed", o.nFailed.Load(), "rejected", o.nRejected.Load(),
+			"submitted", o.nSubmitted.Load(), "elapsed", time.Since(start).Round(time.Second))
+	}
+}

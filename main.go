@@ -1,0 +1,138 @@
+// Command decodo-batch runs very large scraping jobs through the Decodo
+// Scraper API's asynchronous batch endpoints: it reads a CSV, JSONL or TXT
+// file of URLs or queries, submits them in batches of up to 3000 at the
+// API's pace, collects the results into output files, and resumes from its
+// checkpoint after a crash, a deadline or Ctrl-C.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/decodo-batch/decodo-batch/io/checkpoint"
+	"github.com/decodo-batch/decodo-batch/job"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit codes (design.md).
+const (
+	exitOK      = 0
+	exitFatal   = 1
+	exitUsage   = 2
+	exitPartial = 3
+	exitLocked  = 4
+	exitStopped = 75
+)
+
+// usageError is a bad command line: exit 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+// errPartial: the run finished, but some rows failed or were rejected.
+var errPartial = errors.New("finished, but some rows failed or were rejected")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		// After the first signal the default handlers are back: a second
+		// signal ends the process at once (the checkpoint stays sound).
+		<-ctx.Done()
+		stop()
+	}()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	code := exitCode(err)
+	if err != nil && code != exitPartial && code != exitStopped {
+		fmt.Fprintln(os.Stderr, "decodo-batch:", err)
+	}
+	os.Exit(code)
+}
+
+func exitCode(err error) int {
+	var usage *usageError
+	var locked *checkpoint.LockedError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &usage):
+		return exitUsage
+	case errors.As(err, &locked):
+		return exitLocked
+	case errors.Is(err, job.ErrStopped):
+		return exitStopped
+	case errors.Is(err, errPartial):
+		return exitPartial
+	}
+	return exitFatal
+}
+
+const usageText = `decodo-batch runs large scraping jobs through the Decodo Scraper API.
+
+Usage:
+  decodo-batch run [flags] INPUT     the main job (INPUT "-" is stdin)
+  decodo-batch status [--json] OUT   what a checkpoint says, without the network
+  decodo-batch sandbox [flags]       serve the simulated API on a local address
+  decodo-batch version
+
+Run "decodo-batch COMMAND -h" for the flags of a command.
+`
+
+// run dispatches a subcommand; it is main without os.Exit, for tests.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usageText)
+		return usagef("no command")
+	}
+	switch args[0] {
+	case "run":
+		return runCmd(ctx, args[1:], stdout, stderr)
+	case "status":
+		return statusCmd(args[1:], stdout, stderr)
+	case "sandbox":
+		return sandboxCmd(ctx, args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "decodo-batch", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usageText)
+		return nil
+	}
+	fmt.Fprint(stderr, usageText)
+	return usagef("unknown command %q", args[0])
+}
+
+// parseArgs parses flags that may come before or after the positional
+// arguments ("run INPUT -o OUT" and "run -o OUT INPUT" both work).
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usagef("%v", err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}

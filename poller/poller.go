@@ -1,0 +1,359 @@
+// Package poller watches submitted tasks until their results are in. Each
+// task is looked at when the [Estimator] says it is worth it: /results
+// directly (204 means pending), and the task's status only for tasks that
+// have been pending unusually long, to learn of faults.
+package poller
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/decodo-batch/decodo-batch/batcher"
+	"github.com/decodo-batch/decodo-batch/decodo"
+)
+
+// Getter reads tasks. [*decodo.Client] satisfies it.
+type Getter interface {
+	Results(ctx context.Context, id string) ([]decodo.Result, bool, error)
+	Task(ctx context.Context, id string) (*decodo.Task, error)
+}
+
+// Sink learns the outcome of each task. Its methods are called from the
+// poller's workers; they may block (that slows polling down), but must not
+// call back into the poller's Run.
+type Sink interface {
+	Done(t *Task, results []decodo.Result, at time.Time)
+	// Lost: the task faulted, expired, or could not be read; the caller
+	// decides whether to submit the row again.
+	Lost(t *Task, reason string)
+}
+
+// Task is a submitted task being watched.
+type Task struct {
+	ID        string
+	Item      batcher.Item
+	Submitted time.Time
+
+	next   time.Time     // when to look next
+	last   time.Duration // age at the last look, 0 before the first
+	looks  int
+	errs   int // consecutive failed requests
+	waited time.Duration
+	status bool
+	index  int // in the heap
+}
+
+// Waited estimates how long the task's results waited between its
+// completion and the look that found them (half the last gap between looks).
+func (t *Task) Waited() time.Duration { return t.waited }
+
+// Config tunes a [Poller]. Zero fields take the defaults in brackets.
+type Config struct {
+	Workers int           // concurrent requests [32]
+	MaxGap  time.Duration // longest wait between two looks at a task [2.5s]
+	// StatusAfter: a task pending longer than this (or than 1.5× the 95th
+	// percentile seen, when larger) has its status checked on every third
+	// look [20s].
+	StatusAfter time.Duration
+	MaxErrors   int // consecutive failed requests before a task is lost [10]
+	Backoff     decodo.Backoff
+	Log         *slog.Logger
+}
+
+// Stats counts the poller's requests.
+type Stats struct {
+	ResultGets, StatusGets atomic.Int64
+	RateLimited, Errors    atomic.Int64
+}
+
+// Poller schedules and performs the looks. Add tasks at any time; Run
+// works until ctx is done.
+type Poller struct {
+	api   Getter
+	sink  Sink
+	cfg   Config
+	Est   *Estimator
+	Stats Stats
+
+	mu    sync.Mutex
+	queue taskHeap
+	wake  chan struct{}
+
+	pauseMu    sync.Mutex
+	pauseUntil time.Time
+	pauseStep  time.Duration
+}
+
+// New returns a poller reading from api and reporting to sink.
+func New(api Getter, sink Sink, cfg Config) *Poller {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 32
+	}
+	if cfg.StatusAfter <= 0 {
+		cfg.StatusAfter = 20 * time.Second
+	}
+	if cfg.MaxErrors <= 0 {
+		cfg.MaxErrors = 10
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Poller{api: api, sink: sink, cfg: cfg, Est: NewEstimator(cfg.MaxGap), wake: make(chan struct{}, 1)}
+}
+
+// Add starts watching tasks. It never blocks for long.
+func (p *Poller) Add(ts ...*Task) {
+	p.mu.Lock()
+	for _, t := range ts {
+		t.next = t.Submitted.Add(p.Est.Next(0))
+		heap.Push(&p.queue, t)
+	}
+	p.mu.Unlock()
+	p.poke()
+}
+
+// Len returns the number of tasks watched.
+func (p *Poller) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue)
+}
+
+func (p *Poller) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run looks at tasks as they come due until ctx is done. It returns nil
+// then (requests in flight are cancelled: reads cost nothing), or
+// [decodo.ErrAuth] when the token is refused.
+func (p *Poller) Run(ctx context.Context) error {
+	work := make(chan *Task)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(work)
+		p.dispatch(ctx, work)
+		return nil
+	})
+	for range p.cfg.Workers {
+		g.Go(func() error {
+			for t := range work {
+				if err := p.look(ctx, t); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// dispatch hands due tasks to the workers in the order they come due.
+func (p *Poller) dispatch(ctx context.Context, work chan<- *Task) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		p.mu.Lock()
+		var t *Task
+		wait := time.Hour
+		if len(p.queue) > 0 {
+			if d := time.Until(p.queue[0].next); d <= 0 {
+				t = heap.Pop(&p.queue).(*Task)
+			} else {
+				wait = d
+			}
+		}
+		p.mu.Unlock()
+		if t != nil {
+			select {
+			case work <- t:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+func (p *Poller) again(t *Task, at time.Time) {
+	t.next = at
+	p.mu.Lock()
+	heap.Push(&p.queue, t)
+	p.mu.Unlock()
+	p.poke()
+}
+
+// look performs one look at t and reschedules it or reports it.
+func (p *Poller) look(ctx context.Context, t *Task) error {
+	if err := p.paused(ctx); err != nil {
+		return nil
+	}
+	now := time.Now()
+	age := now.Sub(t.Submitted)
+	gap := age - t.last
+	t.looks++
+	if p.statusDue(t, age) {
+		p.Stats.StatusGets.Add(1)
+		task, err := p.api.Task(ctx, t.ID)
+		if err != nil {
+			return p.failed(ctx, t, err)
+		}
+		p.ok()
+		switch task.Status {
+		case decodo.StatusFaulted:
+			p.sink.Lost(t, "task faulted")
+			return nil
+		case decodo.StatusDone:
+			// fetch the results right away
+		default:
+			p.pending(t, age)
+			return nil
+		}
+	}
+	p.Stats.ResultGets.Add(1)
+	res, ready, err := p.api.Results(ctx, t.ID)
+	if err != nil {
+		return p.failed(ctx, t, err)
+	}
+	p.ok()
+	t.errs = 0
+	if !ready {
+		p.pending(t, age)
+		return nil
+	}
+	// The task completed somewhere in the gap since the last look.
+	done := age - gap/2
+	if t.last == 0 {
+		done = age // never looked before: all we know is "by now"
+	}
+	p.Est.Observe(done)
+	t.waited = age - done
+	p.sink.Done(t, res, time.Now())
+	return nil
+}
+
+// statusDue says whether this look asks for the status instead of results:
+// every third look at a task pending for much longer than is usual.
+func (p *Poller) statusDue(t *Task, age time.Duration) bool {
+	if t.status {
+		t.status = false
+		return true
+	}
+	limit := p.cfg.StatusAfter
+	if q, ok := p.Est.Quantile(0.95); ok && q*3/2 > limit {
+		limit = q * 3 / 2
+	}
+	return age > limit && t.looks%3 == 0
+}
+
+func (p *Poller) pending(t *Task, age time.Duration) {
+	t.last = age
+	p.again(t, t.Submitted.Add(p.Est.Next(age)))
+}
+
+// failed handles a request error: 429 pauses every worker, 404 means the
+// task is gone, others retry with backoff until MaxErrors.
+func (p *Poller) failed(ctx context.Context, t *Task, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	var apiErr *decodo.Error
+	if errors.As(err, &apiErr) {
+		switch {
+		case apiErr.RateLimited():
+			p.Stats.RateLimited.Add(1)
+			p.pause(apiErr.RetryAfter)
+			t.looks-- // not a look
+			p.again(t, time.Now())
+			return nil
+		case apiErr.Gone():
+			p.sink.Lost(t, "task unknown or its results expired (404)")
+			return nil
+		case apiErr.Auth():
+			return fmt.Errorf("%w: %s", decodo.ErrAuth, apiErr.Message)
+		case !apiErr.Temporary():
+			// Some other refusal of /results: the status tells why.
+			t.status = true
+		}
+	}
+	p.Stats.Errors.Add(1)
+	t.errs++
+	if t.errs >= p.cfg.MaxErrors {
+		p.sink.Lost(t, fmt.Sprintf("could not read the task after %d attempts: %v", t.errs, err))
+		return nil
+	}
+	p.cfg.Log.Debug("poll retry", "task", t.ID, "err", err)
+	p.again(t, time.Now().Add(p.cfg.Backoff.Delay(t.errs)))
+	return nil
+}
+
+// pause makes every worker wait: Retry-After when given, else a step that
+// doubles with each 429 in a row (from 250ms to 30s).
+func (p *Poller) pause(retryAfter time.Duration) {
+	p.pauseMu.Lock()
+	defer p.pauseMu.Unlock()
+	if p.pauseStep == 0 {
+		p.pauseStep = 250 * time.Millisecond
+	} else {
+		p.pauseStep = min(2*p.pauseStep, 30*time.Second)
+	}
+	d := p.pauseStep
+	if retryAfter > 0 {
+		d = retryAfter
+	}
+	if until := time.Now().Add(d); until.After(p.pauseUntil) {
+		p.pauseUntil = until
+	}
+}
+
+func (p *Poller) ok() {
+	p.pauseMu.Lock()
+	p.pauseStep = 0
+	p.pauseMu.Unlock()
+}
+
+func (p *Poller) paused(ctx context.Context) error {
+	p.pauseMu.Lock()
+	d := time.Until(p.pauseUntil)
+	p.pauseMu.Unlock()
+	return decodo.Sleep(ctx, d)
+}
+
+type taskHeap []*Task
+
+func (h taskHeap) Len() int           { return len(h) }
+func (h taskHeap) Less(i, j int) bool { return h[i].next.Before(h[j].next) }
+func (h taskHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *taskHeap) Push(x any) {
+	t := x.(*Task)
+	t.index = len(*h)
+	*h = append(*h, t)
+}
+func (h *taskHeap) Pop() any {
+	old := *h
+	n := len(old)
+	t := old[n-1]
+	old[n-1] = nil
+	*h = old[:n-1]
+	return t
+}

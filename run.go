@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/decodo-batch/decodo-batch/batcher"
+	"github.com/decodo-batch/decodo-batch/decodo"
+	"github.com/decodo-batch/decodo-batch/decodo/sandbox"
+	"github.com/decodo-batch/decodo-batch/io/checkpoint"
+	"github.com/decodo-batch/decodo-batch/io/records"
+	"github.com/decodo-batch/decodo-batch/job"
+	"github.com/decodo-batch/decodo-batch/poller"
+)
+
+// paramsFlag collects repeated --param KEY=VALUE.
+type paramsFlag struct{ p records.Params }
+
+func (f *paramsFlag) String() string { return string(f.p) }
+func (f *paramsFlag) Set(kv string) error {
+	p, err := records.ParseParam(kv)
+	if err != nil {
+		return err
+	}
+	f.p = f.p.Merge(p)
+	return nil
+}
+
+type runFlags struct {
+	out, format, target, endpoint, tokenFile, checkpoint string
+	progress, logFormat, sandboxArgs                     string
+	params                                               paramsFlag
+	batchSize, workers, retries                          int
+	batchInterval, maxRuntime                            time.Duration
+	sandbox, noWait, restart, strict, dryRun, compress   bool
+	verbose, quiet                                       bool
+}
+
+func runFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.out, "out", "", "output directory (created); required")
+	fs.StringVar(&f.out, "o", "", "shorthand for --out")
+	fs.StringVar(&f.format, "format", "", "input format: csv, jsonl or txt (default: from the file name)")
+	fs.StringVar(&f.target, "target", "", "target for rows that name none (default: universal for url rows)")
+	fs.Var(&f.params, "param", "a task parameter for every row, KEY=VALUE (repeatable; VALUE parsed as JSON when it parses)")
+	fs.StringVar(&f.endpoint, "endpoint", "", "API base URL (env DECODO_ENDPOINT; default "+decodo.DefaultEndpoint+")")
+	fs.BoolVar(&f.sandbox, "sandbox", false, "run against an in-process simulated API; no token needed")
+	fs.StringVar(&f.sandboxArgs, "sandbox-args", "", `flags of the in-process sandbox, e.g. "--fault-rate 0.05 --delay uniform:1s-5s" (see "decodo-batch sandbox -h")`)
+	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the Basic token (else env DECODO_TOKEN, or DECODO_USERNAME and DECODO_PASSWORD)")
+	fs.IntVar(&f.batchSize, "batch-size", decodo.MaxBatchItems, "items per batch, 1..3000")
+	fs.DurationVar(&f.batchInterval, "batch-interval", time.Second, "least time between two batch submissions")
+	fs.IntVar(&f.workers, "workers", 32, "concurrent polling and result requests")
+	fs.IntVar(&f.retries, "retries", 2, "resubmissions of a faulted or expired task")
+	fs.DurationVar(&f.maxRuntime, "max-runtime", 0, "stop cleanly after this long, leaving a resumable checkpoint (exit 75)")
+	fs.BoolVar(&f.noWait, "no-wait", false, "submit everything, then exit 75; a later run collects the results")
+	fs.StringVar(&f.checkpoint, "checkpoint", "", "where the journal lives (default OUT/checkpoint)")
+	fs.BoolVar(&f.restart, "restart", false, "discard an existing checkpoint and outputs")
+	fs.BoolVar(&f.strict, "strict", false, "validate the whole input first; any bad row aborts before anything is submitted")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "validate and count rows, batches and the least run time; no network")
+	fs.BoolVar(&f.compress, "compress", false, "gzip the output files")
+	fs.StringVar(&f.progress, "progress", "auto", "progress display: auto, bar, log or none")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format on stderr: text or json")
+	fs.BoolVar(&f.verbose, "v", false, "verbose logging")
+	fs.BoolVar(&f.quiet, "q", false, "quiet: errors only, no progress or summary")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: decodo-batch run [flags] INPUT\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func newLogger(w io.Writer, format string, verbose, quiet bool) *slog.Logger {
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	if quiet {
+		level = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f runFlags
+	fs := runFlagSet(&f, stderr)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(pos) != 1:
+		fs.Usage()
+		return usagef("run takes one INPUT (a file, or - for stdin), got %d", len(pos))
+	case f.out == "" && !f.dryRun:
+		return usagef("run needs --out DIR")
+	case f.batchSize < 1 || f.batchSize > decodo.MaxBatchItems:
+		return usagef("--batch-size must be 1..%d", decodo.MaxBatchItems)
+	case f.workers < 1:
+		return usagef("--workers must be at least 1")
+	case f.retries < 0:
+		return usagef("--retries must be 0 or more")
+	case f.batchInterval <= 0:
+		return usagef("--batch-interval must be positive")
+	case f.logFormat != "text" && f.logFormat != "json":
+		return usagef("--log-format must be text or json")
+	}
+	input := pos[0]
+	format := f.format
+	if format == "" {
+		if input == "-" {
+			return usagef("input from stdin needs --format csv, jsonl or txt")
+		}
+		if format, err = records.FormatFromName(input); err != nil {
+			return usagef("%v (use --format)", err)
+		}
+	}
+	log := newLogger(stderr, f.logFormat, f.verbose, f.quiet)
+	ropts := records.Options{Format: format, DefaultTarget: f.target, Defaults: f.params.p}
+
+	if f.dryRun {
+		return dryRun(input, ropts, f, stdout, stderr)
+	}
+	if f.strict {
+		if err := strict(input, ropts, stderr); err != nil {
+			return err
+		}
+	}
+
+	api, closeAPI, err := connect(ctx, &f, log, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeAPI()
+
+	cfg := job.Config{
+		Input: input, Out: f.out, Checkpoint: f.checkpoint,
+		Records:    ropts,
+		Batch:      batcher.Config{Size: f.batchSize, Interval: f.batchInterval, Backoff: decodo.DefaultBackoff, Log: log},
+		Poll:       poller.Config{Workers: f.workers, Backoff: decodo.DefaultBackoff, Log: log},
+		Retries:    f.retries,
+		MaxRuntime: f.maxRuntime, NoWait: f.noWait, Restart: f.restart, Compress: f.compress,
+		Progress: progressMode(f.progress, f.quiet, stderr),
+		API:      api, Stderr: stderr, Log: log,
+	}
+	sum, err := job.Run(ctx, cfg)
+	var locked *checkpoint.LockedError
+	if errors.As(err, &locked) {
+		return fmt.Errorf("%w (output %s)", err, f.out)
+	}
+	if sum != nil && !f.quiet {
+		printSummary(stderr, sum, f.out)
+	}
+	if err != nil {
+		return err
+	}
+	if sum.ExitCode == exitPartial {
+		return errPartial
+	}
+	return nil
+}
+
+func progressMode(mode string, quiet bool, stderr io.Writer) string {
+	if quiet {
+		return "none"
+	}
+	if mode != "auto" {
+		return mode
+	}
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return "bar"
+	}
+	return "log"
+}
+
+// connect returns the API client: the real API (or --endpoint) with the
+// user's token, or an in-process sandbox with a token of its own.
+func connect(ctx context.Context, f *runFlags, log *slog.Logger, stderr io.Writer) (job.API, func(), error) {
+	cc := decodo.Config{Conns: f.workers + 8, Version: version}
+	if !f.sandbox {
+		token, err := loadToken(f.tokenFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		endpoint := f.endpoint
+		if endpoint == "" {
+			endpoint = os.Getenv("DECODO_ENDPOINT")
+		}
+		if endpoint == "" {
+			endpoint = decodo.DefaultEndpoint
+		}
+		c, err := decodo.New(endpoint, token, cc)
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, func() {}, nil
+	}
+	scfg := sandbox.Config{Delay: sandbox.Delay{Kind: sandbox.Uniform, Min: 500 * time.Millisecond, Max: 3 * time.Second}, BatchInterval: f.batchInterval}
+	sfs := flag.NewFlagSet("sandbox-args", flag.ContinueOnError)
+	sfs.SetOutput(stderr)
+	scfg.RegisterFlags(sfs)
+	if err := sfs.Parse(strings.Fields(f.sandboxArgs)); err != nil {
+		return nil, nil, usagef("--sandbox-args: %v", err)
+	}
+	token := randomToken()
+	scfg.Tokens = []string{token}
+	srv, addr, err := serveSandbox(ctx, "127.0.0.1:0", scfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("sandbox API serving", "addr", addr, "delay", scfg.Delay.String())
+	c, err := decodo.New("http://"+addr, token, cc)
+	if err != nil {
+		srv.Close()
+		return nil, nil, err
+	}
+	return c, func() { srv.Close() }, nil
+}
+
+// serveSandbox serves a sandbox on addr until ctx is done or Close.
+func serveSandbox(ctx context.Context, addr string, cfg sandbox.Config) (*http.Server, string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("sandbox: %w", err)
+	}
+	sb := sandbox.New(cfg)
+	srv := &http.Server{Handler: sb, ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(sb.Close)
+	go func() { _ = srv.Serve(ln) }()
+	return srv, ln.Addr().String(), nil
+}
+
+func randomToken() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString([]byte("sandbox:" + hex.EncodeToString(b)))
+}
+
+// loadToken finds the Basic token: --token-file, DECODO_TOKEN, or
+// DECODO_USERNAME + DECODO_PASSWORD.
+func loadToken(file string) (string, error) {
+	if file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("read token file: %w", err)
+		}
+		if t := strings.TrimSpace(string(data)); t != "" {
+			return strings.TrimPrefix(t, "Basic "), nil
+		}
+		return "", fmt.Errorf("token file %s is empty", file)
+	}
+	if t := strings.TrimSpace(os.Getenv("DECODO_TOKEN")); t != "" {
+		return strings.TrimPrefix(t, "Basic "), nil
+	}
+	u, p := os.Getenv("DECODO_USERNAME"), os.Getenv("DECODO_PASSWORD")
+	if u != "" && p != "" {
+		return base64.StdEncoding.EncodeToString([]byte(u + ":" + p)), nil
+	}
+	return "", errors.New("no API token: set DECODO_TOKEN (the Basic token from the Decodo dashboard), or DECODO_USERNAME and DECODO_PASSWORD, or use --token-file; or try --sandbox")
+}
+
+func printSummary(w io.Writer, s *job.Summary, out string) {
+	rows := "?"
+	if s.Rows >= 0 {
+		rows = fmt.Sprint(s.Rows)
+	}
+	fmt.Fprintf(w, "decodo-batch: %s rows: %d results, %d failed, %d rejected, %d pending; %d batches, %.1fs, %.1f tasks/s, %.2f GETs/task\n",
+		rows, s.Results, s.Failed, s.Rejected, s.Pending, s.Batches, s.Seconds, s.TasksPerSec, s.GetsPerTask)
+	if s.Stopped != "" && s.ExitCode == exitStopped {
+		fmt.Fprintf(w, "decodo-batch: stopped (%s): run the same command again to continue\n", s.Stopped)
+	}
+	if s.Failed+s.Rejected > 0 {
+		fmt.Fprintf(w, "decodo-batch: see %s/failed.jsonl and %s/rejects.jsonl\n", out, out)
+	}
+}
