@@ -1,0 +1,453 @@
+// Package sandbox is an in-process simulation of the Decodo Scraper API's
+// asynchronous endpoints (docs/decodo-api.md), served as an [http.Handler]:
+//
+//	POST /v3/task                 queue one task
+//	POST /v3/task/batch           queue up to 3000 tasks, paced per token
+//	GET  /v3/task/{id}            the task object: pending, done or faulted
+//	GET  /v3/task/{id}/results    204 while pending, then the results
+//	GET  /_sandbox/stats          the counters of [Stats] as JSON (no auth)
+//
+// It is written from the API description alone, not from this project's
+// client, so that tests run against it catch the client's misreadings.
+//
+// A request meets these checks in this order, and the first that fires
+// answers it: a dropped connection ([Config.DropRate]); an injected 500, 502
+// or 503 ([Config.ErrorRate]); for GET, an injected 429 ([Config.GetLimitRate]);
+// authentication (401); the route (404, 405). A batch then meets the pacing
+// check (429) on arrival, waits [Config.BatchLatency], is validated (400) and
+// is paced again before its tasks are created, so two concurrent batches
+// cannot both pass. The stats endpoint skips all of these.
+//
+// Tasks complete lazily: each task stores its completion time, drawn from
+// [Config.Delay] when it is created, and a request compares it with the
+// clock. No goroutine or timer exists per task except for tasks with a
+// callback_url.
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// FaultMode says what GET /v3/task/{id}/results answers for a faulted task;
+// the public record does not say, so the client must cope with both.
+type FaultMode uint8
+
+// The fault modes.
+const (
+	FaultNoContent FaultMode = iota // 204 with no body, forever, as if pending
+	FaultError                      // a JSON error: 400 or 500, fixed per task
+)
+
+// String returns "no-content" or "error".
+func (m FaultMode) String() string {
+	if m == FaultError {
+		return "error"
+	}
+	return "no-content"
+}
+
+// Config holds the knobs of a [Server]. The zero Config is a fast, faultless
+// API: tasks complete at once, batches are paced at 1 per second per token,
+// any non-empty token is accepted.
+type Config struct {
+	// Tokens are the accepted Basic tokens (the base64 value after "Basic ").
+	// Empty accepts any non-empty token.
+	Tokens []string
+	// BatchInterval is the least time between the arrivals of two accepted
+	// POST /v3/task/batch of one token; a batch inside it gets 429 with a
+	// Retry-After in whole seconds, rounded up. 0 means 1s; negative, no limit.
+	BatchInterval time.Duration
+	// MaxItems is the most url or query items of one batch; 0 means 3000.
+	MaxItems int
+	// Delay is how long a task stays pending.
+	Delay Delay
+	// FaultRate is the fraction of tasks that end "faulted" instead of "done".
+	FaultRate float64
+	// FaultMode is what /results answers for a faulted task.
+	FaultMode FaultMode
+	// TTL is how long a task and its results are kept after creation; after
+	// it both GETs answer 404. 0 means 24h; negative, forever.
+	TTL time.Duration
+	// ErrorRate is the fraction of requests (any endpoint) answered 500, 502
+	// or 503 with a JSON error, before anything else is done.
+	ErrorRate float64
+	// DropRate is the fraction of requests whose connection is closed with
+	// no answer at all.
+	DropRate float64
+	// GetLimitRate is the fraction of GET requests answered 429 with
+	// "Retry-After: 1".
+	GetLimitRate float64
+	// BatchLatency is how long a batch that passes the pacing check takes to
+	// be processed and answered; a client that gives up meanwhile creates
+	// nothing.
+	BatchLatency time.Duration
+	// ContentSize is the size in bytes of the generated content of each
+	// result page (0 means 1024). The content holds the task's url or query
+	// verbatim, however large or small the size.
+	ContentSize int
+	// TargetErrorRate is the fraction of done tasks whose result has a
+	// status_code of 404 or 500: the target site failed, the task did not.
+	TargetErrorRate float64
+	// ArrayResponse makes batch POSTs answer a bare JSON array of task
+	// objects (the form one third-party client reads) instead of the
+	// {"id", "queries", "errors"} object of the official SDKs.
+	ArrayResponse bool
+	// Seed seeds the draws of delays and faults: the same seed and the same
+	// submissions in the same order give the same delays and faults. Injected
+	// request faults (ErrorRate, DropRate, GetLimitRate) use their own stream,
+	// so they never shift the task draws.
+	Seed int64
+	// Now is the clock; nil means time.Now. Tests may fake it.
+	Now func() time.Time
+}
+
+// Defaults and API limits (decodo-api.md).
+const (
+	defaultBatchInterval = time.Second
+	defaultMaxItems      = 3000
+	defaultTTL           = 24 * time.Hour
+	defaultContentSize   = 1024
+	maxURLLen            = 2056
+	maxQueryLen          = 2048
+	maxBodyBytes         = 64 << 20
+	callbackTimeout      = 10 * time.Second
+
+	// invalidHook in an item makes the sandbox refuse it, so tests can make
+	// the API reject an item that the client believes valid.
+	invalidHook = "sandbox-invalid"
+)
+
+// Server is the simulated API; it implements [http.Handler]. Create it with
+// [New]; it is safe for concurrent use.
+type Server struct {
+	cfg      Config
+	now      func() time.Time
+	tokens   map[string]struct{}
+	interval time.Duration // <= 0: no pacing
+	ttl      int64         // nanoseconds; <= 0: forever
+	filler   string        // ContentSize bytes of JSON-safe text, shared by every result
+
+	// injMu guards injRand, the stream of request-level faults. It is apart
+	// from rand so that concurrent GETs cannot shift the task draws.
+	injMu   sync.Mutex
+	injRand *rand.Rand
+
+	cbClient *http.Client
+	cbCtx    context.Context
+	cbCancel context.CancelFunc
+	cbWG     sync.WaitGroup
+
+	mu        sync.Mutex
+	rand      *rand.Rand
+	tasks     map[uint64]task
+	lastID    uint64
+	lastBatch map[string]time.Time // token -> arrival of its last accepted batch
+	expiry    []span               // submissions in creation order, for freeing expired tasks
+	timers    map[uint64]*time.Timer
+	closed    bool
+	st        counters
+}
+
+// task is one task; compact because a benchmark creates hundreds of
+// thousands. The shared parts live in its group.
+type task struct {
+	group   *group
+	input   string // the url or the query
+	due     int64  // completion time, Unix nanoseconds
+	code    int16  // done: the target's status_code; faulted: the /results error status under FaultError
+	faulted bool
+	served  bool // a 200 of /results was given (for Stats.ResultWaits)
+}
+
+// group is what the tasks of one submission share.
+type group struct {
+	created   int64  // Unix nanoseconds
+	createdAt string // created, formatted once for every answer
+	target    string
+	query     bool   // the tasks carry a query, not a url
+	params    []byte // the echoed parameters as `,"key":value...`
+	pageCount int
+	parse     bool
+	markdown  bool
+	callback  string // loopback callback_url, or ""
+}
+
+// span is the id range of one submission, freed together when it expires.
+type span struct {
+	first   uint64
+	n       int
+	created int64
+}
+
+// New returns a [Server] for cfg, with defaults filled in.
+func New(cfg Config) *Server {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.BatchInterval == 0 {
+		cfg.BatchInterval = defaultBatchInterval
+	}
+	if cfg.MaxItems <= 0 {
+		cfg.MaxItems = defaultMaxItems
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = defaultTTL
+	}
+	if cfg.ContentSize == 0 {
+		cfg.ContentSize = defaultContentSize
+	}
+	s := &Server{
+		cfg:       cfg,
+		now:       cfg.Now,
+		interval:  cfg.BatchInterval,
+		ttl:       int64(cfg.TTL),
+		filler:    makeFiller(cfg.ContentSize),
+		injRand:   rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed_1a7e)),
+		rand:      rand.New(rand.NewPCG(uint64(cfg.Seed), 0xdec0d0)),
+		tasks:     make(map[uint64]task),
+		lastBatch: make(map[string]time.Time),
+		timers:    make(map[uint64]*time.Timer),
+		cbClient:  &http.Client{Timeout: callbackTimeout},
+		st:        counters{requests: make(map[countKey]int)},
+	}
+	if len(cfg.Tokens) > 0 {
+		s.tokens = make(map[string]struct{}, len(cfg.Tokens))
+		for _, t := range cfg.Tokens {
+			s.tokens[t] = struct{}{}
+		}
+	}
+	s.cbCtx, s.cbCancel = context.WithCancel(context.Background())
+	return s
+}
+
+// Close stops the callbacks not yet made and waits for those under way.
+// Requests are still answered afterwards, without callbacks.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	for id, t := range s.timers {
+		t.Stop()
+		delete(s.timers, id)
+	}
+	s.mu.Unlock()
+	s.cbCancel()
+	s.cbWG.Wait()
+}
+
+type route uint8
+
+const (
+	routeOther route = iota
+	routeTask
+	routeBatch
+	routeStatus
+	routeResults
+	routeStats
+)
+
+var routePatterns = [...]string{
+	routeOther:   "*",
+	routeTask:    "/v3/task",
+	routeBatch:   "/v3/task/batch",
+	routeStatus:  "/v3/task/{id}",
+	routeResults: "/v3/task/{id}/results",
+	routeStats:   "/_sandbox/stats",
+}
+
+// match finds the route of a request and the task id in its path. ok is
+// false when the path exists but not for this method.
+func match(method, path string) (rt route, id string, ok bool) {
+	switch path {
+	case "/v3/task":
+		return routeTask, "", method == http.MethodPost
+	case "/_sandbox/stats":
+		return routeStats, "", true
+	case "/v3/task/batch":
+		if method != http.MethodGet {
+			return routeBatch, "", method == http.MethodPost
+		}
+		// GET falls through: like a ServeMux with "GET /v3/task/{id}", it
+		// looks for a task called "batch" and finds none.
+	}
+	rest, found := strings.CutPrefix(path, "/v3/task/")
+	if !found || rest == "" {
+		return routeOther, "", true
+	}
+	id, sub, hasSub := strings.Cut(rest, "/")
+	switch {
+	case !hasSub:
+		rt = routeStatus
+	case sub == "results":
+		rt = routeResults
+	default:
+		return routeOther, "", true
+	}
+	return rt, id, method == http.MethodGet
+}
+
+// ServeHTTP answers one request; the order of its checks is in the package
+// documentation.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rt, id, allowed := match(r.Method, r.URL.Path)
+	if rt == routeStats {
+		s.serveStats(w)
+		return
+	}
+	if s.chance(s.cfg.DropRate) {
+		s.count(r.Method, rt, statusDrop)
+		drop(w)
+		return
+	}
+	if s.chance(s.cfg.ErrorRate) {
+		code := [...]int{500, 502, 503}[s.pick(3)]
+		s.fail(w, r, rt, &apiError{status: code, message: "sandbox: injected " + http.StatusText(code)})
+		return
+	}
+	if r.Method == http.MethodGet && s.chance(s.cfg.GetLimitRate) {
+		s.fail(w, r, rt, &apiError{status: http.StatusTooManyRequests, message: "sandbox: injected rate limit", retryAfter: 1})
+		return
+	}
+	token, ok := s.authorize(r)
+	if !ok {
+		s.fail(w, r, rt, &apiError{status: http.StatusUnauthorized, message: "Unauthorized: missing or invalid Basic token"})
+		return
+	}
+	if !allowed {
+		w.Header().Set("Allow", allowedMethod(rt))
+		s.fail(w, r, rt, &apiError{status: http.StatusMethodNotAllowed, message: "method " + r.Method + " not allowed on " + routePatterns[rt]})
+		return
+	}
+	switch rt {
+	case routeTask:
+		s.serveSubmit(w, r, token, false)
+	case routeBatch:
+		s.serveSubmit(w, r, token, true)
+	case routeStatus, routeResults:
+		s.serveTask(w, r, rt, id)
+	default:
+		s.fail(w, r, rt, &apiError{status: http.StatusNotFound, message: "no such endpoint: " + r.URL.Path})
+	}
+}
+
+func allowedMethod(rt route) string {
+	if rt == routeTask || rt == routeBatch {
+		return http.MethodPost
+	}
+	return http.MethodGet
+}
+
+// authorize reports the request's token and whether it is accepted.
+func (s *Server) authorize(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	const prefix = "Basic "
+	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	tok := strings.TrimSpace(h[len(prefix):])
+	if tok == "" {
+		return "", false
+	}
+	if s.tokens != nil {
+		if _, ok := s.tokens[tok]; !ok {
+			return "", false
+		}
+	}
+	return tok, true
+}
+
+// chance reports true with probability rate, from the request-fault stream.
+func (s *Server) chance(rate float64) bool {
+	if rate <= 0 {
+		return false
+	}
+	if rate >= 1 {
+		return true
+	}
+	s.injMu.Lock()
+	defer s.injMu.Unlock()
+	return s.injRand.Float64() < rate
+}
+
+func (s *Server) pick(n int) int {
+	s.injMu.Lock()
+	defer s.injMu.Unlock()
+	return s.injRand.IntN(n)
+}
+
+// drop closes the connection without a byte of answer.
+func drop(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			conn.Close()
+			return
+		}
+	}
+	// HTTP/2 or a wrapped writer: the server aborts the stream or connection.
+	panic(http.ErrAbortHandler)
+}
+
+// apiError is an error answer: {"status": "error", "message", "errors"}.
+type apiError struct {
+	status     int
+	message    string
+	errors     []itemError
+	retryAfter int // seconds; 0: no Retry-After header
+}
+
+// itemError names one bad field or item. Its values are all strings because
+// the official Go SDK decodes batch errors as []map[string]string.
+type itemError struct {
+	Field   string `json:"field"`
+	Value   string `json:"value,omitempty"`
+	Message string `json:"message"`
+}
+
+// fail counts and writes e.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, rt route, e *apiError) {
+	s.count(r.Method, rt, e.status)
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.retryAfter))
+	}
+	errs := e.errors
+	if errs == nil {
+		errs = []itemError{}
+	}
+	body, _ := json.Marshal(struct {
+		Status  string      `json:"status"`
+		Message string      `json:"message"`
+		Errors  []itemError `json:"errors"`
+	}{"error", e.message, errs})
+	writeBody(w, e.status, body)
+}
+
+var jsonContentType = []string{"application/json"}
+
+// writeBody writes a JSON answer. The Content-Type slice is shared by every
+// answer: net/http only reads it.
+func writeBody(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	w.WriteHeader(status)
+	w.Write(body) //nolint:errcheck // the client is gone; nothing to do
+}
+
+// bufPool holds answer buffers of the hot GET paths.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) > 1<<20 {
+		return // let an outsized buffer go rather than pin it
+	}
+	*b = (*b)[:0]
+	bufPool.Put(b)
+}

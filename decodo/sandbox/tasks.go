@@ -1,0 +1,307 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// serveTask handles GET /v3/task/{id} and GET /v3/task/{id}/results: the hot
+// paths. The lock covers only the lookup and the counters; the answer is
+// rendered into a pooled buffer without reflection.
+func (s *Server) serveTask(w http.ResponseWriter, r *http.Request, rt route, idStr string) {
+	id, err := strconv.ParseUint(idStr, 10, 64)
+	now := s.now().UnixNano()
+
+	s.mu.Lock()
+	t, ok := s.tasks[id]
+	if err != nil || !ok || (s.ttl > 0 && now >= t.group.created+s.ttl) {
+		s.countLocked(r.Method, rt, http.StatusNotFound)
+		s.mu.Unlock()
+		s.writeNotFound(w, idStr)
+		return
+	}
+	done := now >= t.due
+	status := http.StatusOK
+	switch {
+	case rt == routeStatus:
+	case !done:
+		status = http.StatusNoContent
+	case t.faulted && s.cfg.FaultMode == FaultNoContent:
+		status = http.StatusNoContent
+	case t.faulted:
+		status = int(t.code)
+	case !t.served:
+		t.served = true
+		s.tasks[id] = t
+		s.st.waits = append(s.st.waits, now-t.due)
+	}
+	s.countLocked(r.Method, rt, status)
+	s.mu.Unlock()
+
+	switch {
+	case status == http.StatusNoContent:
+		w.WriteHeader(http.StatusNoContent)
+		return
+	case status != http.StatusOK:
+		msg := "task " + idStr + " faulted"
+		writeErrorBody(w, status, msg)
+		return
+	}
+
+	bp := getBuf()
+	b := *bp
+	if rt == routeStatus {
+		st, updated := "pending", t.group.created
+		if done {
+			st, updated = "done", t.due
+			if t.faulted {
+				st = "faulted"
+			}
+		}
+		b = appendTask(b, id, t.group, t.input, st, updated)
+	} else {
+		b = s.appendResults(b, id, &t)
+	}
+	writeBody(w, http.StatusOK, b)
+	*bp = b
+	putBuf(bp)
+}
+
+func (s *Server) writeNotFound(w http.ResponseWriter, id string) {
+	writeErrorBody(w, http.StatusNotFound, "task "+clip(id)+" not found")
+}
+
+// writeErrorBody writes an error answer without reflection; msg is plain
+// ASCII text or is escaped here.
+func writeErrorBody(w http.ResponseWriter, status int, msg string) {
+	b := make([]byte, 0, 64+len(msg))
+	b = append(b, `{"status":"error","message":`...)
+	b = appendString(b, msg)
+	b = append(b, `,"errors":[]}`...)
+	writeBody(w, status, b)
+}
+
+const timeLayout = "2006-01-02 15:04:05"
+
+func appendTime(b []byte, ns int64) []byte {
+	return time.Unix(0, ns).UTC().AppendFormat(b, timeLayout)
+}
+
+// appendTask renders a task object: the fields of the example object, the
+// echoed parameters, and the given status and updated_at.
+func appendTask(b []byte, id uint64, g *group, input, status string, updated int64) []byte {
+	b = append(b, `{"id":"`...)
+	b = strconv.AppendUint(b, id, 10)
+	b = append(b, `","status":"`...)
+	b = append(b, status...)
+	b = append(b, `","target":`...)
+	b = appendString(b, g.target)
+	if g.query {
+		b = append(b, `,"url":"","query":`...)
+		b = appendString(b, input)
+	} else {
+		b = append(b, `,"url":`...)
+		b = appendString(b, input)
+		b = append(b, `,"query":""`...)
+	}
+	b = append(b, g.params...)
+	b = append(b, `,"created_at":"`...)
+	b = append(b, g.createdAt...)
+	b = append(b, `","updated_at":"`...)
+	b = appendTime(b, updated)
+	return append(b, `"}`...)
+}
+
+// appendResults renders the results of a done task, one entry per page.
+func (s *Server) appendResults(b []byte, id uint64, t *task) []byte {
+	g := t.group
+	ctype := `"text/html; charset=utf-8"`
+	switch {
+	case g.parse:
+		ctype = `"application/json"`
+	case g.markdown:
+		ctype = `"text/markdown; charset=utf-8"`
+	}
+	b = append(b, `{"results":[`...)
+	for page := 1; page <= g.pageCount; page++ {
+		if page > 1 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"content":`...)
+		b = s.appendContent(b, id, t, page)
+		b = append(b, `,"status_code":`...)
+		b = strconv.AppendInt(b, int64(t.code), 10)
+		if g.query {
+			b = append(b, `,"query":`...)
+		} else {
+			b = append(b, `,"url":`...)
+		}
+		b = appendString(b, t.input)
+		b = append(b, `,"task_id":"`...)
+		b = strconv.AppendUint(b, id, 10)
+		b = append(b, `","headers":{"content-type":`...)
+		b = append(b, ctype...)
+		b = append(b, `},"cookies":[],"created_at":"`...)
+		b = append(b, g.createdAt...)
+		b = append(b, `","updated_at":"`...)
+		b = appendTime(b, t.due)
+		b = append(b, `"}`...)
+	}
+	return append(b, "]}"...)
+}
+
+// appendContent renders one page's content: HTML by default, markdown with
+// markdown=true, a JSON object with parse=true. Each holds the url or query
+// verbatim and is padded with the shared filler to about ContentSize bytes.
+func (s *Server) appendContent(b []byte, id uint64, t *task, page int) []byte {
+	g := t.group
+	start := len(b)
+	if g.parse {
+		b = append(b, '{')
+		if g.query {
+			b = append(b, `"query":`...)
+		} else {
+			b = append(b, `"url":`...)
+		}
+		b = appendString(b, t.input)
+		b = append(b, `,"task_id":"`...)
+		b = strconv.AppendUint(b, id, 10)
+		b = append(b, `","page":`...)
+		b = strconv.AppendInt(b, int64(page), 10)
+		b = append(b, `,"status_code":`...)
+		b = strconv.AppendInt(b, int64(t.code), 10)
+		b = append(b, `,"results":{"title":"Decodo sandbox","text":"`...)
+		b = s.appendFiller(b, start, len(`"}},"parse_status_code":12000}`))
+		return append(b, `"},"parse_status_code":12000}`...)
+	}
+	var suffix string
+	if g.markdown {
+		b = append(b, `"# Decodo sandbox\n\n`...)
+		b = appendStringBody(b, t.input)
+		b = append(b, `\n\ntask `...)
+		b = strconv.AppendUint(b, id, 10)
+		b = append(b, ` page `...)
+		b = strconv.AppendInt(b, int64(page), 10)
+		b = append(b, ` status `...)
+		b = strconv.AppendInt(b, int64(t.code), 10)
+		b = append(b, `\n\n`...)
+		suffix = `\n"`
+	} else {
+		b = append(b, `"<!doctype html><html><head><title>Decodo sandbox</title></head><body><h1>`...)
+		b = appendStringBody(b, t.input)
+		b = append(b, `</h1><p>task `...)
+		b = strconv.AppendUint(b, id, 10)
+		b = append(b, ` page `...)
+		b = strconv.AppendInt(b, int64(page), 10)
+		b = append(b, ` status `...)
+		b = strconv.AppendInt(b, int64(t.code), 10)
+		b = append(b, `</p><p>`...)
+		suffix = `</p></body></html>"`
+	}
+	b = s.appendFiller(b, start, len(suffix))
+	return append(b, suffix...)
+}
+
+// appendFiller pads the content begun at start so that, with a suffix of
+// the given length, it is ContentSize bytes long.
+func (s *Server) appendFiller(b []byte, start, suffix int) []byte {
+	if n := len(s.filler) - (len(b) - start) - suffix; n > 0 {
+		b = append(b, s.filler[:n]...)
+	}
+	return b
+}
+
+// makeFiller returns n bytes of text that needs no escaping in JSON or HTML.
+func makeFiller(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	const words = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua "
+	return string(bytes.Repeat([]byte(words), n/len(words)+1)[:n])
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. s is valid UTF-8: it came from
+// the JSON decoder, which replaces invalid bytes.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	b = appendStringBody(b, s)
+	return append(b, '"')
+}
+
+// appendStringBody appends s escaped for the inside of a JSON string.
+func appendStringBody(b []byte, s string) []byte {
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		start = i + 1
+	}
+	return append(b, s[start:]...)
+}
+
+// scheduleCallbackLocked arranges the callback of task id when it completes,
+// d from now. The caller holds s.mu, so a timer that fires at once waits for
+// the task to be stored.
+func (s *Server) scheduleCallbackLocked(id uint64, d time.Duration) {
+	s.timers[id] = time.AfterFunc(d, func() { s.callback(id) })
+}
+
+// callback POSTs the completed task's object, with its passthrough, to its
+// callback_url: one attempt, best effort, counted in [Stats].
+func (s *Server) callback(id uint64) {
+	s.mu.Lock()
+	delete(s.timers, id)
+	t, ok := s.tasks[id]
+	if s.closed || !ok {
+		s.mu.Unlock()
+		return
+	}
+	s.cbWG.Add(1) // under s.mu while not closed, so never after Close's Wait began
+	s.mu.Unlock()
+	defer s.cbWG.Done()
+
+	status := "done"
+	if t.faulted {
+		status = "faulted"
+	}
+	body := appendTask(nil, id, t.group, t.input, status, t.due)
+	ctx, cancel := context.WithTimeout(s.cbCtx, callbackTimeout)
+	defer cancel()
+	ok = false
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.group.callback, bytes.NewReader(body))
+	if err == nil {
+		req.Header.Set("Content-Type", "application/json")
+		var resp *http.Response
+		if resp, err = s.cbClient.Do(req); err == nil {
+			resp.Body.Close()
+			ok = resp.StatusCode < 300
+		}
+	}
+	s.mu.Lock()
+	if ok {
+		s.st.callbacksSent++
+	} else {
+		s.st.callbacksFailed++
+	}
+	s.mu.Unlock()
+}
