@@ -75,6 +75,9 @@ type Batcher struct {
 	base  rate.Limit
 	Stats Stats
 
+	gate     sync.Mutex // serialises pacing of sends
+	lastSent time.Time
+
 	mu     sync.Mutex
 	again  []Item
 	signal chan struct{}
@@ -260,6 +263,23 @@ func (b *Batcher) submit(ctx context.Context, want chan<- struct{}, ready <-chan
 	return err
 }
 
+// pace waits for the limiter's slot for one send. The limiter counts from
+// when it grants a slot; a send that a busy machine delayed after its grant
+// must not bring the next one closer than the interval, so pace also keeps
+// the interval from the previous send itself.
+func (b *Batcher) pace(ctx context.Context) error {
+	b.gate.Lock()
+	defer b.gate.Unlock()
+	if err := b.lim.Wait(ctx); err != nil {
+		return err
+	}
+	if err := decodo.Sleep(ctx, time.Until(b.lastSent.Add(b.cfg.Interval))); err != nil {
+		return err
+	}
+	b.lastSent = time.Now()
+	return nil
+}
+
 // waitSlot sleeps until the limiter has a token, without taking it.
 func (b *Batcher) waitSlot(ctx context.Context) error {
 	for {
@@ -358,7 +378,7 @@ func (b *Batcher) send(ctx context.Context, key Key, items []Item) error {
 		if sent > 0 {
 			b.Stats.Retried.Add(1)
 		}
-		if err := b.lim.Wait(ctx); err != nil {
+		if err := b.pace(ctx); err != nil {
 			return err
 		}
 		b.Stats.Requests.Add(1)

@@ -1,0 +1,414 @@
+package batcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/decodo-batch/decodo-batch/decodo"
+	"github.com/decodo-batch/decodo-batch/io/records"
+)
+
+// fakeAPI answers batches with respond, recording what was sent and when.
+type fakeAPI struct {
+	mu      sync.Mutex
+	calls   []decodo.BatchRequest
+	times   []time.Time
+	respond func(n int, req decodo.BatchRequest) error
+	next    int
+}
+
+func (f *fakeAPI) SubmitBatch(ctx context.Context, req decodo.BatchRequest) (*decodo.BatchResponse, error) {
+	f.mu.Lock()
+	n := len(f.calls)
+	f.calls = append(f.calls, req)
+	f.times = append(f.times, time.Now())
+	f.mu.Unlock()
+	if f.respond != nil {
+		if err := f.respond(n, req); err != nil {
+			return nil, err
+		}
+	}
+	resp := &decodo.BatchResponse{ID: "7495756599328274433"}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	// answer in reverse order: matching must go by the echoed item
+	for i := len(req.URLs) - 1; i >= 0; i-- {
+		f.next++
+		resp.Tasks = append(resp.Tasks, decodo.Task{ID: fmt.Sprintf("%019d", f.next), URL: req.URLs[i]})
+	}
+	for i := len(req.Queries) - 1; i >= 0; i-- {
+		f.next++
+		resp.Tasks = append(resp.Tasks, decodo.Task{ID: fmt.Sprintf("%019d", f.next), Query: req.Queries[i]})
+	}
+	return resp, nil
+}
+
+// recSink records what the batcher reports.
+type recSink struct {
+	mu        sync.Mutex
+	submitted map[string]string // item -> task id
+	rejected  map[string]string
+	failed    map[string]string
+	count     int
+	done      chan struct{}
+	want      int
+}
+
+func newSink(want int) *recSink {
+	return &recSink{submitted: map[string]string{}, rejected: map[string]string{}, failed: map[string]string{}, done: make(chan struct{}), want: want}
+}
+
+func (s *recSink) add(n int) {
+	s.count += n
+	if s.count == s.want {
+		close(s.done)
+	}
+}
+
+func (s *recSink) Submitted(items []Item, ids []string, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, it := range items {
+		s.submitted[it.URL+it.Query] = ids[i]
+	}
+	s.add(len(items))
+}
+
+func (s *recSink) Rejected(items []Item, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, it := range items {
+		s.rejected[it.URL+it.Query] = reason
+	}
+	s.add(len(items))
+}
+
+func (s *recSink) Failed(items []Item, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, it := range items {
+		s.failed[it.URL+it.Query] = reason
+	}
+	s.add(len(items))
+}
+
+func urlItems(n int, mark func(i int) string) []Item {
+	items := make([]Item, n)
+	for i := range items {
+		u := fmt.Sprintf("https://example.com/%d", i)
+		if mark != nil {
+			u += mark(i)
+		}
+		items[i] = Item{Record: records.Record{Row: int64(i + 1), Line: int64(i + 1), Target: "universal", URL: u}, Attempt: 1}
+	}
+	return items
+}
+
+// runBatcher feeds items to a batcher and waits until the sink heard of
+// every one, or the error Run returned.
+func runBatcher(t *testing.T, api Submitter, cfg Config, items []Item) (*recSink, *Batcher, error) {
+	t.Helper()
+	sink := newSink(len(items))
+	if cfg.Interval == 0 {
+		cfg.Interval = 5 * time.Millisecond
+	}
+	b := New(api, sink, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	in := make(chan Item)
+	errc := make(chan error, 1)
+	go func() { errc <- b.Run(ctx, in) }()
+	go func() {
+		defer close(in)
+		for _, it := range items {
+			select {
+			case in <- it:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	select {
+	case <-sink.done:
+		cancel()
+		return sink, b, <-errc
+	case err := <-errc:
+		return sink, b, err
+	}
+}
+
+// TestSubmitMatchesByEcho proves tasks are matched to items by their
+// echoed url even when the API answers in another order.
+func TestSubmitMatchesByEcho(t *testing.T) {
+	t.Parallel()
+	api := &fakeAPI{}
+	sink, _, err := runBatcher(t, api, Config{Size: 10}, urlItems(25, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(api.calls) != 3 || len(sink.submitted) != 25 {
+		t.Fatalf("%d calls, %d submitted; want 3, 25", len(api.calls), len(sink.submitted))
+	}
+	// the fake numbers tasks in reverse order within each call
+	first := api.calls[0].URLs
+	if got, want := sink.submitted[first[0]], fmt.Sprintf("%019d", len(first)); got != want {
+		t.Errorf("item %s got task %s, want %s", first[0], got, want)
+	}
+}
+
+// TestPacing proves submissions never come closer than the interval, with
+// several requests in flight.
+func TestPacing(t *testing.T) {
+	t.Parallel()
+	api := &fakeAPI{respond: func(int, decodo.BatchRequest) error { time.Sleep(30 * time.Millisecond); return nil }}
+	const interval = 20 * time.Millisecond
+	_, _, err := runBatcher(t, api, Config{Size: 5, Interval: interval}, urlItems(50, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(api.times) != 10 {
+		t.Fatalf("%d calls, want 10", len(api.times))
+	}
+	for i := 1; i < len(api.times); i++ {
+		if gap := api.times[i].Sub(api.times[i-1]); gap < interval {
+			t.Errorf("calls %d and %d %v apart, under %v", i-1, i, gap, interval)
+		}
+	}
+	// in flight at once: the span is about 9 intervals, not 9 × (interval + 30ms)
+	if span := api.times[9].Sub(api.times[0]); span > 9*(interval+30*time.Millisecond) {
+		t.Errorf("span %v: requests were not pipelined", span)
+	}
+}
+
+// TestRateLimitedRetriesSameBatch proves a 429 waits Retry-After and sends
+// the same batch again, and the items are submitted once.
+func TestRateLimitedRetriesSameBatch(t *testing.T) {
+	t.Parallel()
+	api := &fakeAPI{respond: func(n int, _ decodo.BatchRequest) error {
+		if n == 0 {
+			return &decodo.Error{StatusCode: 429, RetryAfter: 50 * time.Millisecond}
+		}
+		return nil
+	}}
+	sink, b, err := runBatcher(t, api, Config{Size: 10}, urlItems(10, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(api.calls) != 2 || strings.Join(api.calls[0].URLs, ",") != strings.Join(api.calls[1].URLs, ",") {
+		t.Fatalf("%d calls; the retry must send the same batch", len(api.calls))
+	}
+	if gap := api.times[1].Sub(api.times[0]); gap < 50*time.Millisecond {
+		t.Errorf("retried after %v, before Retry-After", gap)
+	}
+	if len(sink.submitted) != 10 || b.Stats.RateLimited.Load() != 1 {
+		t.Errorf("%d submitted, %d 429s", len(sink.submitted), b.Stats.RateLimited.Load())
+	}
+}
+
+// TestBisection proves a batch refused with 400 is split until the bad
+// items are found; only they are rejected.
+func TestBisection(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		n        int
+		bad      map[int]bool
+		maxCalls int
+	}{
+		// a bad item costs two requests per halving: 1 + 2·k·⌈log2 n⌉
+		{"one bad in 3000", 3000, map[int]bool{1234: true}, 1 + 2*12},
+		{"two bad", 1000, map[int]bool{3: true, 999: true}, 1 + 2*2*10},
+		{"first item bad", 64, map[int]bool{0: true}, 1 + 2*6},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			api := &fakeAPI{respond: func(_ int, req decodo.BatchRequest) error {
+				for _, u := range req.URLs {
+					if strings.HasSuffix(u, "#bad") {
+						return &decodo.Error{StatusCode: 400, Message: "invalid url in batch"}
+					}
+				}
+				return nil
+			}}
+			items := urlItems(tt.n, func(i int) string {
+				if tt.bad[i] {
+					return "#bad"
+				}
+				return ""
+			})
+			sink, _, err := runBatcher(t, api, Config{Size: 3000, Interval: 50 * time.Millisecond}, items)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sink.rejected) != len(tt.bad) || len(sink.submitted) != tt.n-len(tt.bad) {
+				t.Fatalf("%d rejected, %d submitted; want %d, %d", len(sink.rejected), len(sink.submitted), len(tt.bad), tt.n-len(tt.bad))
+			}
+			for u, reason := range sink.rejected {
+				if !strings.HasSuffix(u, "#bad") || !strings.Contains(reason, "invalid url in batch") {
+					t.Errorf("rejected %s: %s", u, reason)
+				}
+			}
+			if len(api.calls) > tt.maxCalls {
+				t.Errorf("%d requests to find %d bad items, want at most %d", len(api.calls), len(tt.bad), tt.maxCalls)
+			}
+		})
+	}
+}
+
+// TestRefusedByName proves an error that names the bad item takes it out
+// at once, without bisection.
+func TestRefusedByName(t *testing.T) {
+	t.Parallel()
+	api := &fakeAPI{respond: func(_ int, req decodo.BatchRequest) error {
+		for _, u := range req.URLs {
+			if strings.HasSuffix(u, "/7") {
+				return &decodo.Error{StatusCode: 400, Message: "bad items", Errors: []string{"url[7]: " + u + " is not allowed"}}
+			}
+		}
+		return nil
+	}}
+	sink, _, err := runBatcher(t, api, Config{Size: 100}, urlItems(100, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(api.calls) != 2 || len(sink.rejected) != 1 || len(sink.submitted) != 99 {
+		t.Fatalf("%d calls, %d rejected, %d submitted; want 2, 1, 99", len(api.calls), len(sink.rejected), len(sink.submitted))
+	}
+}
+
+// TestRefusedWhole proves a batch the API refuses whatever its items (a
+// bad target) is rejected after a few requests, not one per item.
+func TestRefusedWhole(t *testing.T) {
+	t.Parallel()
+	api := &fakeAPI{respond: func(int, decodo.BatchRequest) error {
+		return &decodo.Error{StatusCode: 400, Message: "unknown target"}
+	}}
+	// An interval long enough that the first slot waits for the full batch.
+	sink, _, err := runBatcher(t, api, Config{Size: 3000, Interval: 50 * time.Millisecond}, urlItems(3000, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.rejected) != 3000 {
+		t.Fatalf("%d rejected, want 3000", len(sink.rejected))
+	}
+	if len(api.calls) > 15 {
+		t.Errorf("%d requests to learn the whole batch is refused", len(api.calls))
+	}
+}
+
+// TestServerErrorsFailAfterAttempts proves 5xx are retried with backoff,
+// then the items fail with the reason.
+func TestServerErrorsFailAfterAttempts(t *testing.T) {
+	t.Parallel()
+	api := &fakeAPI{respond: func(int, decodo.BatchRequest) error {
+		return &decodo.Error{StatusCode: 503, Message: "busy"}
+	}}
+	sink, _, err := runBatcher(t, api, Config{Size: 10, Attempts: 3, Backoff: decodo.Backoff{Base: time.Millisecond, Max: 2 * time.Millisecond}}, urlItems(10, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(api.calls) != 3 || len(sink.failed) != 10 {
+		t.Fatalf("%d calls, %d failed; want 3, 10", len(api.calls), len(sink.failed))
+	}
+	for _, reason := range sink.failed {
+		if !strings.Contains(reason, "503") || !strings.Contains(reason, "3 attempts") {
+			t.Errorf("reason %q", reason)
+		}
+	}
+}
+
+// TestAuthEndsRun proves a 401 makes Run return decodo.ErrAuth.
+func TestAuthEndsRun(t *testing.T) {
+	t.Parallel()
+	api := &fakeAPI{respond: func(int, decodo.BatchRequest) error {
+		return &decodo.Error{StatusCode: 401, Message: "Unauthorized"}
+	}}
+	_, _, err := runBatcher(t, api, Config{Size: 10}, urlItems(30, nil))
+	if !errors.Is(err, decodo.ErrAuth) {
+		t.Fatalf("err = %v, want ErrAuth", err)
+	}
+}
+
+// TestResubmitJoinsBatches proves resubmitted items are submitted again.
+func TestResubmitJoinsBatches(t *testing.T) {
+	t.Parallel()
+	api := &fakeAPI{}
+	sink := newSink(20)
+	b := New(api, sink, Config{Size: 10, Interval: time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	in := make(chan Item)
+	close(in)
+	go b.Run(ctx, in)
+	items := urlItems(20, nil)
+	for i := range items {
+		items[i].Attempt = 2
+	}
+	b.Resubmit(items[:10]...)
+	b.Resubmit(items[10:]...)
+	select {
+	case <-sink.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("resubmitted items were not submitted")
+	}
+	if len(sink.submitted) != 20 {
+		t.Fatalf("%d submitted, want 20", len(sink.submitted))
+	}
+}
+
+// TestGrouper proves grouping by key, full batches at Size, and the
+// bounds on open groups and waiting items.
+func TestGrouper(t *testing.T) {
+	t.Parallel()
+	rec := func(target, url, query string, params records.Params) Item {
+		return Item{Record: records.Record{Target: target, URL: url, Query: query, Params: params}}
+	}
+	now := time.Now()
+	t.Run("separate keys", func(t *testing.T) {
+		g := NewGrouper(2, 10, 100)
+		for _, it := range []Item{
+			rec("universal", "https://a", "", ""),
+			rec("universal", "https://b", "", `{"geo":"US"}`),
+			rec("google_search", "", "q", ""),
+		} {
+			if full, ev := g.Add(it, now); full != nil || ev != nil {
+				t.Fatalf("unexpected batch for %v", it)
+			}
+		}
+		if g.Open() != 3 {
+			t.Fatalf("%d groups, want 3", g.Open())
+		}
+		full, _ := g.Add(rec("universal", "https://c", "", ""), now)
+		if full == nil || len(full.Items) != 2 || full.Key.Target != "universal" || full.Key.Params != "" {
+			t.Fatalf("full batch: %+v", full)
+		}
+	})
+	t.Run("max open evicts the oldest", func(t *testing.T) {
+		g := NewGrouper(100, 2, 1000)
+		g.Add(rec("universal", "https://a", "", `{"geo":"1"}`), now)
+		g.Add(rec("universal", "https://b", "", `{"geo":"2"}`), now)
+		_, ev := g.Add(rec("universal", "https://c", "", `{"geo":"3"}`), now)
+		if ev == nil || ev.Key.Params != `{"geo":"1"}` {
+			t.Fatalf("evicted %+v, want the geo 1 group", ev)
+		}
+	})
+	t.Run("max items evicts the largest", func(t *testing.T) {
+		g := NewGrouper(100, 10, 100)
+		for i := range 60 {
+			g.Add(rec("universal", fmt.Sprint("https://a/", i), "", `{"geo":"big"}`), now)
+		}
+		var ev *Batch
+		for i := 0; ev == nil && i < 50; i++ {
+			_, ev = g.Add(rec("universal", fmt.Sprint("https://b/", i), "", `{"geo":"small"}`), now)
+		}
+		if ev == nil || ev.Key.Params != `{"geo":"big"}` || g.Waiting() > 100 {
+			t.Fatalf("evicted %+v, waiting %d", ev, g.Waiting())
+		}
+	})
+}
