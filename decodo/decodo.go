@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -74,17 +75,22 @@ type BatchRequest struct {
 func (r *BatchRequest) Len() int { return len(r.URLs) + len(r.Queries) }
 
 // MarshalJSON writes the request body: the shared parameters, then target and
-// the item list.
+// the item list. It returns an error if Params is neither empty nor a JSON
+// object.
 func (r BatchRequest) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
 	b.Grow(64 + 80*r.Len() + len(r.Params))
 	b.WriteByte('{')
-	if p := bytes.TrimSpace(r.Params); len(p) > 2 {
-		if p[0] != '{' || p[len(p)-1] != '}' {
+	if p := bytes.TrimSpace(r.Params); len(p) > 0 {
+		// Valid also rejects trailing data, so p is exactly one object and
+		// ends with '}'; an object with only spaces inside adds no comma.
+		if p[0] != '{' || !json.Valid(p) {
 			return nil, errors.New("decodo: batch params are not a JSON object")
 		}
-		b.Write(p[1 : len(p)-1])
-		b.WriteByte(',')
+		if in := bytes.TrimSpace(p[1 : len(p)-1]); len(in) > 0 {
+			b.Write(in)
+			b.WriteByte(',')
+		}
 	}
 	b.WriteString(`"target":`)
 	writeJSONString(&b, r.Target)
@@ -206,7 +212,9 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
+	// ParseFloat takes "Inf", and seconds beyond a Duration's range would
+	// convert to a negative one: both count as garbage.
+	if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 && s < float64(math.MaxInt64/int64(time.Second)) {
 		return time.Duration(s * float64(time.Second))
 	}
 	if t, err := time.Parse(time.RFC1123, v); err == nil && t.After(now) {

@@ -97,8 +97,14 @@ type (
 		row, line     int64
 		input, reason string
 	}
-	evRefused   struct{ items []batcher.Item; reason string } // the API refused them
-	evFailed    struct{ items []batcher.Item; reason string } // could not be submitted
+	evRefused struct {
+		items  []batcher.Item
+		reason string
+	} // the API refused them
+	evFailed struct {
+		items  []batcher.Item
+		reason string
+	} // could not be submitted
 	evSubmitted struct {
 		items []batcher.Item
 		ids   []string
@@ -311,4 +317,3 @@ func taskID(id string) (uint64, error) {
 func rowOf(it *batcher.Item) results.Row {
 	return results.Row{Row: it.Row, Line: it.Line, ID: it.ID, Target: it.Target, URL: it.URL, Query: it.Query}
 }
-
