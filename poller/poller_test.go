@@ -1,0 +1,297 @@
+package poller
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/decodo-batch/decodo-batch/batcher"
+	"github.com/decodo-batch/decodo-batch/decodo"
+	"github.com/decodo-batch/decodo-batch/io/records"
+)
+
+// TestEstimatorLearnsQuantiles proves the histogram's quantiles come
+// close to those of the observed distribution.
+func TestEstimatorLearnsQuantiles(t *testing.T) {
+	t.Parallel()
+	e := NewEstimator(3 * time.Second)
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		e.Observe(time.Duration(6 * math.Exp(0.6*r.NormFloat64()) * float64(time.Second)))
+	}
+	tests := []struct {
+		q    float64
+		want float64 // seconds: 6·exp(0.6·z_q)
+	}{
+		{0.5, 6},
+		{0.25, 6 * math.Exp(0.6*-0.6745)},
+		{0.95, 6 * math.Exp(0.6*1.645)},
+	}
+	for _, tt := range tests {
+		got, ok := e.Quantile(tt.q)
+		if !ok || math.Abs(got.Seconds()-tt.want)/tt.want > 0.05 {
+			t.Errorf("quantile %.2f = %v, want %.2fs ±5%%", tt.q, got, tt.want)
+		}
+	}
+}
+
+// TestEstimatorNext proves the schedule: one-second looks before anything
+// is learned; then a first look at the 25th percentile, gaps never above
+// MaxGap, and shorter gaps where completions are dense than in the tail.
+func TestEstimatorNext(t *testing.T) {
+	t.Parallel()
+	e := NewEstimator(2500 * time.Millisecond)
+	if got := e.Next(0); got != time.Second {
+		t.Errorf("first look before learning: %v, want 1s", got)
+	}
+	if got := e.Next(3 * time.Second); got != 4*time.Second {
+		t.Errorf("next look before learning: %v, want 4s", got)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 20000 {
+		e.Observe(time.Duration(6 * math.Exp(0.6*r.NormFloat64()) * float64(time.Second)))
+	}
+	first := e.Next(0)
+	if want := 6 * math.Exp(0.6*-0.6745); math.Abs(first.Seconds()-want) > 0.3 {
+		t.Errorf("first look at %v, want about %.1fs", first, want)
+	}
+	var gaps []time.Duration
+	for a := first; a < 40*time.Second; {
+		n := e.Next(a)
+		if n-a > e.MaxGap || n-a < e.MinGap {
+			t.Fatalf("gap %v after %v outside [%v, %v]", n-a, a, e.MinGap, e.MaxGap)
+		}
+		gaps = append(gaps, n-a)
+		a = n
+	}
+	if gaps[1] >= gaps[len(gaps)-1] {
+		t.Errorf("gap near the median %v not shorter than in the tail %v", gaps[1], gaps[len(gaps)-1])
+	}
+}
+
+// fakeGetter simulates tasks that complete at given times, some faulted,
+// some unknown.
+type fakeGetter struct {
+	mu       sync.Mutex
+	doneAt   map[string]time.Time
+	faulted  map[string]bool
+	gets     atomic.Int64
+	status   atomic.Int64
+	fail     func(id string) error // injected error for a request, or nil
+	resultsN map[string]int
+}
+
+func (f *fakeGetter) Results(ctx context.Context, id string) ([]decodo.Result, bool, error) {
+	f.gets.Add(1)
+	if f.fail != nil {
+		if err := f.fail(id); err != nil {
+			return nil, false, err
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	at, ok := f.doneAt[id]
+	if !ok {
+		return nil, false, &decodo.Error{StatusCode: 404}
+	}
+	if f.faulted[id] || time.Now().Before(at) {
+		return nil, false, nil
+	}
+	f.resultsN[id]++
+	return []decodo.Result{{Content: []byte(`"ok"`), StatusCode: 200, TaskID: id}}, true, nil
+}
+
+func (f *fakeGetter) Task(ctx context.Context, id string) (*decodo.Task, error) {
+	f.status.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	at, ok := f.doneAt[id]
+	switch {
+	case !ok:
+		return nil, &decodo.Error{StatusCode: 404}
+	case time.Now().Before(at):
+		return &decodo.Task{ID: id, Status: decodo.StatusPending}, nil
+	case f.faulted[id]:
+		return &decodo.Task{ID: id, Status: decodo.StatusFaulted}, nil
+	}
+	return &decodo.Task{ID: id, Status: decodo.StatusDone}, nil
+}
+
+type sinkRec struct {
+	mu   sync.Mutex
+	done map[string]int
+	lost map[string]string
+	n    int
+	all  chan struct{}
+	want int
+}
+
+func (s *sinkRec) tick() {
+	s.n++
+	if s.n == s.want {
+		close(s.all)
+	}
+}
+
+func (s *sinkRec) Done(t *Task, res []decodo.Result, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.done[t.ID]++
+	s.tick()
+}
+
+func (s *sinkRec) Lost(t *Task, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lost[t.ID] = reason
+	s.tick()
+}
+
+func runPoller(t *testing.T, g *fakeGetter, cfg Config, ids []string) *sinkRec {
+	t.Helper()
+	s := &sinkRec{done: map[string]int{}, lost: map[string]string{}, all: make(chan struct{}), want: len(ids)}
+	p := New(g, s, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(ctx) }()
+	now := time.Now()
+	for i, id := range ids {
+		p.Add(&Task{ID: id, Item: batcher.Item{Record: records.Record{Row: int64(i + 1)}}, Submitted: now})
+	}
+	select {
+	case <-s.all:
+	case err := <-errc:
+		t.Fatalf("Run ended early: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("only %d of %d tasks reported", s.n, len(ids))
+	}
+	return s
+}
+
+func newFake() *fakeGetter {
+	return &fakeGetter{doneAt: map[string]time.Time{}, faulted: map[string]bool{}, resultsN: map[string]int{}}
+}
+
+// TestPollerReportsEachOnce proves every task is reported exactly once:
+// done ones with their results, faulted ones (whose /results stays 204)
+// through the status endpoint, unknown ones as lost.
+func TestPollerReportsEachOnce(t *testing.T) {
+	t.Parallel()
+	g := newFake()
+	var ids []string
+	now := time.Now()
+	for i := range 300 {
+		id := string(rune('a'+i%26)) + time.Duration(i).String()
+		ids = append(ids, id)
+		if i%50 == 7 {
+			continue // unknown: 404
+		}
+		g.doneAt[id] = now.Add(time.Duration(i%40) * 5 * time.Millisecond)
+		if i%30 == 3 {
+			g.faulted[id] = true
+		}
+	}
+	s := runPoller(t, g, Config{Workers: 8, MaxGap: 50 * time.Millisecond, StatusAfter: 300 * time.Millisecond}, ids)
+	for _, id := range ids {
+		_, known := g.doneAt[id]
+		switch {
+		case !known:
+			if s.lost[id] == "" {
+				t.Errorf("unknown task %s not lost", id)
+			}
+		case g.faulted[id]:
+			if s.lost[id] != "task faulted" {
+				t.Errorf("faulted task %s: lost %q", id, s.lost[id])
+			}
+		default:
+			if s.done[id] != 1 || g.resultsN[id] != 1 {
+				t.Errorf("task %s: done %d times, results served %d times", id, s.done[id], g.resultsN[id])
+			}
+		}
+	}
+	if st := g.status.Load(); st > 100 {
+		t.Errorf("%d status requests for 300 tasks, 10 faulted: status must be for long-pending tasks only", st)
+	}
+}
+
+// TestPollerRetriesErrors proves 5xx and transport errors are retried and
+// the task still comes through; a task that always errors is lost after
+// MaxErrors.
+func TestPollerRetriesErrors(t *testing.T) {
+	t.Parallel()
+	g := newFake()
+	g.doneAt["ok"] = time.Now()
+	g.doneAt["bad"] = time.Now()
+	var n atomic.Int64
+	g.fail = func(id string) error {
+		if id == "bad" {
+			return &decodo.Error{StatusCode: 503}
+		}
+		if n.Add(1) <= 3 {
+			return &decodo.Error{StatusCode: 500}
+		}
+		return nil
+	}
+	s := runPoller(t, g, Config{Workers: 2, MaxErrors: 4, Backoff: decodo.Backoff{Base: time.Millisecond, Max: 2 * time.Millisecond}}, []string{"ok", "bad"})
+	if s.done["ok"] != 1 {
+		t.Errorf("task with transient errors: done %d", s.done["ok"])
+	}
+	if s.lost["bad"] == "" {
+		t.Errorf("task with persistent errors not lost")
+	}
+}
+
+// TestPollerRateLimitPauses proves a 429 on a GET pauses every worker for
+// Retry-After, and the task is not lost.
+func TestPollerRateLimitPauses(t *testing.T) {
+	t.Parallel()
+	g := newFake()
+	var first atomic.Bool
+	var limitedAt atomic.Int64 // unix nanos
+	limitedAt.Store(math.MaxInt64 / 2)
+	var after atomic.Int64
+	g.fail = func(id string) error {
+		if first.CompareAndSwap(false, true) {
+			limitedAt.Store(time.Now().UnixNano())
+			return &decodo.Error{StatusCode: 429, RetryAfter: 200 * time.Millisecond}
+		}
+		// Requests already under way when the 429 came may land at once;
+		// none may start during the pause.
+		if d := time.Duration(time.Now().UnixNano() - limitedAt.Load()); d > 20*time.Millisecond && d < 190*time.Millisecond {
+			after.Add(1)
+		}
+		return nil
+	}
+	var ids []string
+	for _, id := range []string{"a", "b", "c", "d"} {
+		g.doneAt[id] = time.Now()
+		ids = append(ids, id)
+	}
+	s := runPoller(t, g, Config{Workers: 4}, ids)
+	if len(s.done) != 4 {
+		t.Fatalf("%d done, want 4", len(s.done))
+	}
+	if after.Load() > 0 {
+		t.Errorf("%d requests inside the Retry-After pause", after.Load())
+	}
+}
+
+// TestPollerAuthEndsRun proves a 401 on a GET ends Run with ErrAuth.
+func TestPollerAuthEndsRun(t *testing.T) {
+	t.Parallel()
+	g := newFake()
+	g.doneAt["a"] = time.Now()
+	g.fail = func(string) error { return &decodo.Error{StatusCode: 401} }
+	p := New(g, &sinkRec{done: map[string]int{}, lost: map[string]string{}, all: make(chan struct{}), want: 1}, Config{Workers: 1})
+	p.Add(&Task{ID: "a", Submitted: time.Now().Add(-time.Hour)})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.Run(ctx); err == nil || ctx.Err() != nil {
+		t.Fatalf("Run = %v (ctx %v), want ErrAuth before the timeout", err, ctx.Err())
+	}
+}
