@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/decodo-batch/decodo-batch/io/checkpoint"
+)
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(context.Background(), args, &out, &errb)
+	return exitCode(err), out.String(), errb.String()
+}
+
+func countLines(t *testing.T, path string) int {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Count(data, []byte("\n"))
+}
+
+// TestUsageErrors proves bad command lines exit 2 with a message.
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no command", nil, "no command"},
+		{"unknown command", []string{"frobnicate"}, "unknown command"},
+		{"run without out", []string{"run", "examples/urls.csv"}, "--out"},
+		{"run without input", []string{"run", "-o", "x"}, "one INPUT"},
+		{"bad batch size", []string{"run", "--batch-size", "3001", "-o", "x", "in.csv"}, "--batch-size"},
+		{"unknown flag", []string{"run", "--nope", "-o", "x", "in.csv"}, "nope"},
+		{"stdin without format", []string{"run", "-o", "x", "-"}, "--format"},
+		{"bad param", []string{"run", "--param", "parse=maybe", "-o", "x", "in.csv"}, "parse"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			err := run(context.Background(), tt.args, &out, &errb)
+			if code := exitCode(err); code != exitUsage {
+				t.Fatalf("exit %d (%v), want 2", code, err)
+			}
+			if !strings.Contains(err.Error()+errb.String(), tt.want) {
+				t.Errorf("message %q does not mention %q", err.Error(), tt.want)
+			}
+		})
+	}
+}
+
+// TestRunSandboxExample proves the README's first command: the example
+// CSV through the in-process sandbox gives one result per row, exit 0;
+// then status reads the checkpoint.
+func TestRunSandboxExample(t *testing.T) {
+	t.Parallel()
+	out := filepath.Join(t.TempDir(), "out")
+	code, _, stderr := runCLI(t, "run", "--sandbox", "--sandbox-args", "--delay uniform:10ms-200ms --batch-interval 50ms",
+		"--batch-interval", "50ms", "examples/urls.csv", "-o", out, "--progress", "none")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if n := countLines(t, filepath.Join(out, "results.jsonl")); n != 300 {
+		t.Fatalf("%d result lines, want 300", n)
+	}
+	if !strings.Contains(stderr, "300 results") {
+		t.Errorf("closing summary missing: %s", stderr)
+	}
+	code, stdout, _ := runCLI(t, "status", "--json", out)
+	var r statusReport
+	if code != 0 || json.Unmarshal([]byte(stdout), &r) != nil {
+		t.Fatalf("status: exit %d, %s", code, stdout)
+	}
+	if r.Rows != 300 || r.Results != 300 || r.Remaining != 0 || r.Pending != 0 {
+		t.Errorf("status: %+v", r)
+	}
+	code, stdout, _ = runCLI(t, "status", out)
+	if code != 0 || !strings.Contains(stdout, "300 (results 300") {
+		t.Errorf("status text: %s", stdout)
+	}
+}
+
+// TestRunExitCodes proves exit 3 for rejected rows, 4 for a held lock, 1
+// for an unreadable input.
+func TestRunExitCodes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.txt")
+	os.WriteFile(in, []byte("https://example.com/1\nftp://bad\nhttps://example.com/2\n"), 0o644)
+	out := filepath.Join(dir, "out")
+	code, _, stderr := runCLI(t, "run", "--sandbox", "--sandbox-args", "--delay 10ms", in, "-o", out, "--progress", "none")
+	if code != exitPartial {
+		t.Fatalf("bad row: exit %d, want 3: %s", code, stderr)
+	}
+	if n := countLines(t, filepath.Join(out, "rejects.jsonl")); n != 1 {
+		t.Errorf("%d rejects, want 1", n)
+	}
+
+	// Hold the lock as another run would.
+	size, hash, _ := fingerprintForTest(in)
+	j, err := checkpoint.Open(filepath.Join(out, "checkpoint"), checkpoint.Header{InputName: in, InputSize: size, InputHash: hash, Shape: `format="txt" target="" params=`}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, _ = runCLI(t, "run", "--sandbox", in, "-o", out, "--progress", "none")
+	j.Close()
+	if code != exitLocked {
+		t.Errorf("held lock: exit %d, want 4", code)
+	}
+
+	code, _, _ = runCLI(t, "run", "--sandbox", filepath.Join(dir, "missing.txt"), "-o", out, "--progress", "none")
+	if code != exitFatal {
+		t.Errorf("missing input: exit %d, want 1", code)
+	}
+}
+
+// TestDryRunAndStrict proves --dry-run counts without the network and
+// --strict refuses a file with a bad row before submitting anything.
+func TestDryRunAndStrict(t *testing.T) {
+	t.Parallel()
+	code, stdout, _ := runCLI(t, "run", "--dry-run", "examples/urls.csv")
+	if code != exitOK || !strings.Contains(stdout, "rows      300") || !strings.Contains(stdout, "batches   3") {
+		t.Fatalf("dry run: exit %d\n%s", code, stdout)
+	}
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.txt")
+	os.WriteFile(in, []byte("https://example.com/1\nnot a url\n"), 0o644)
+	out := filepath.Join(dir, "out")
+	code, _, stderr := runCLI(t, "run", "--strict", "--sandbox", in, "-o", out)
+	if code != exitFatal || !strings.Contains(stderr, "line 2") {
+		t.Fatalf("strict: exit %d, stderr %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, "checkpoint")); err == nil {
+		t.Error("--strict with a bad row started the run")
+	}
+}
