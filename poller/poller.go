@@ -59,9 +59,9 @@ func (t *Task) Waited() time.Duration { return t.waited }
 type Config struct {
 	Workers int           // concurrent requests [32]
 	MaxGap  time.Duration // longest wait between two looks at a task [2.5s]
-	// StatusAfter: a task pending longer than this (or than 1.5× the 95th
-	// percentile seen, when larger) has its status checked on every third
-	// look [20s].
+	// StatusAfter: until completions were seen, a task pending longer than
+	// this has its status checked on every third look [20s]; then the bound
+	// is 1.5× the 95th percentile of completion times (at least 1s).
 	StatusAfter time.Duration
 	MaxErrors   int // consecutive failed requests before a task is lost [10]
 	Backoff     decodo.Backoff
@@ -250,15 +250,17 @@ func (p *Poller) look(ctx context.Context, t *Task) error {
 }
 
 // statusDue says whether this look asks for the status instead of results:
-// every third look at a task pending for much longer than is usual.
+// every third look at a task pending for much longer than is usual (1.5×
+// the 95th percentile of the completions seen, or StatusAfter until enough
+// were seen).
 func (p *Poller) statusDue(t *Task, age time.Duration) bool {
 	if t.status {
 		t.status = false
 		return true
 	}
 	limit := p.cfg.StatusAfter
-	if q, ok := p.Est.Quantile(0.95); ok && q*3/2 > limit {
-		limit = q * 3 / 2
+	if q, ok := p.Est.Quantile(0.95); ok {
+		limit = max(q*3/2, time.Second)
 	}
 	return age > limit && t.looks%3 == 0
 }

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/decodo-batch/decodo-batch/decodo/sandbox"
+)
+
+// buildBinary builds decodo-batch once for the tests that run it as a
+// separate process.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "decodo-batch")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("go build: %v", err)
+	}
+	return bin
+}
+
+// rowsIn maps each row of the three output files to its file, failing on
+// a row written twice.
+func rowsIn(t *testing.T, out string) map[int64]string {
+	t.Helper()
+	seen := map[int64]string{}
+	for _, name := range []string{"results.jsonl", "failed.jsonl", "rejects.jsonl"} {
+		f, err := os.Open(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(nil, 16<<20)
+		for sc.Scan() {
+			var m struct {
+				Row int64 `json:"row"`
+			}
+			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+				t.Fatalf("%s: torn or bad line %q: %v", name, sc.Text(), err)
+			}
+			if prev, dup := seen[m.Row]; dup {
+				t.Fatalf("row %d written twice (%s and %s)", m.Row, prev, name)
+			}
+			seen[m.Row] = name
+		}
+		f.Close()
+	}
+	return seen
+}
+
+// TestKill9Resume proves the crash guarantee: a run killed with SIGKILL
+// at random moments (against a sandbox with faults on), then run again
+// until it finishes, ends with every row of the input in exactly one
+// output file, exactly once. It runs with several seeds.
+func TestKill9Resume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills the binary; skipped with -short")
+	}
+	bin := buildBinary(t)
+	for _, seed := range []uint64{1, 2, 3} {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			killAndResume(t, bin, seed)
+		})
+	}
+}
+
+func killAndResume(t *testing.T, bin string, seed uint64) {
+	const rows = 3000
+	sb := sandbox.New(sandbox.Config{
+		Tokens:        []string{"Y3Jhc2g6dGVzdA=="},
+		BatchInterval: 15 * time.Millisecond,
+		Delay:         sandbox.Delay{Kind: sandbox.Uniform, Min: 20 * time.Millisecond, Max: 600 * time.Millisecond},
+		FaultRate:     0.05, ErrorRate: 0.02, DropRate: 0.01,
+		Seed: int64(seed),
+	})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	t.Cleanup(sb.Close)
+
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.csv")
+	var b strings.Builder
+	b.WriteString("id,url\n")
+	bad := map[int64]bool{}
+	for i := 1; i <= rows; i++ {
+		if i%700 == 0 {
+			fmt.Fprintf(&b, "r%d,mailto:x%d@example.com\n", i, i)
+			bad[int64(i)] = true
+			continue
+		}
+		fmt.Fprintf(&b, "r%d,https://example.com/k/%d\n", i, i)
+	}
+	if err := os.WriteFile(in, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	args := []string{"run", "--endpoint", srv.URL, "--batch-size", "150", "--batch-interval", "20ms",
+		"--retries", "6", "--progress", "none", "-q", in, "-o", out}
+	rng := rand.New(rand.NewPCG(seed, 99))
+	kills, code := 0, -1
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "DECODO_TOKEN=Y3Jhc2g6dGVzdA==")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		// The first runs are killed at random moments; later ones are
+		// let finish so the test ends.
+		var kill <-chan time.Time
+		if kills < 8 {
+			kill = time.After(time.Duration(30+rng.IntN(700)) * time.Millisecond)
+		}
+		select {
+		case <-kill:
+			_ = cmd.Process.Kill() // SIGKILL
+			<-done
+			kills++
+			continue
+		case err := <-done:
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			} else if err == nil {
+				code = 0
+			} else {
+				t.Fatal(err)
+			}
+		}
+		if code == exitLocked {
+			t.Fatalf("exit 4 after a SIGKILL: the lock outlived its process: %s", stderr.String())
+		}
+		if code != exitStopped {
+			if code != exitPartial {
+				t.Fatalf("exit %d, want 3 (bad rows): %s", code, stderr.String())
+			}
+			break
+		}
+	}
+	if code != exitPartial {
+		t.Fatalf("no run finished within the time bound (last exit %d, %d kills)", code, kills)
+	}
+	seen := rowsIn(t, out)
+	for r := int64(1); r <= rows; r++ {
+		where, ok := seen[r]
+		switch {
+		case !ok:
+			t.Errorf("row %d is in no output file", r)
+		case bad[r] && where != "rejects.jsonl":
+			t.Errorf("bad row %d is in %s", r, where)
+		case !bad[r] && where == "rejects.jsonl":
+			t.Errorf("good row %d was rejected", r)
+		}
+	}
+	if len(seen) != rows {
+		t.Errorf("%d rows in the outputs, want %d", len(seen), rows)
+	}
+	st := sb.Stats()
+	t.Logf("seed %d: %d SIGKILLs; API created %d tasks for %d good rows (faults resubmitted: %d faulted)",
+		seed, kills, st.TasksCreated, rows-len(bad), st.TasksFaulted)
+}
