@@ -360,3 +360,65 @@ func TestRunRefusesChangedInput(t *testing.T) {
 		t.Fatalf("--restart left %d result lines, want 2", n)
 	}
 }
+
+// TestRunNoWaitThenCollect proves --no-wait submits every row and stops
+// with exit 75, and a later run collects the results without submitting
+// anything again.
+func TestRunNoWaitThenCollect(t *testing.T) {
+	t.Parallel()
+	sb, api := fastSandbox(t, sandbox.Config{Delay: sandbox.Delay{Kind: sandbox.Fixed, Fixed: 300 * time.Millisecond}})
+	var b strings.Builder
+	for i := 1; i <= 500; i++ {
+		fmt.Fprintf(&b, "https://example.com/n/%d\n", i)
+	}
+	cfg := testConfig(t, api, writeFile(t, "in.txt", b.String()))
+	cfg.Batch.Size = 100
+	cfg.NoWait = true
+	sum, err := Run(context.Background(), cfg)
+	if !errors.Is(err, ErrStopped) || sum.ExitCode != 75 {
+		t.Fatalf("--no-wait: err %v exit %d", err, sum.ExitCode)
+	}
+	if sum.Pending+sum.Results != 500 || sb.Stats().TasksCreated != 500 {
+		t.Fatalf("--no-wait left %d pending + %d results, API has %d tasks; want 500", sum.Pending, sum.Results, sb.Stats().TasksCreated)
+	}
+	cfg.NoWait = false
+	sum, err = Run(context.Background(), cfg)
+	if err != nil || sum.Results != 500 {
+		t.Fatalf("collect: err %v, %d results", err, sum.Results)
+	}
+	if n := sb.Stats().TasksCreated; n != 500 {
+		t.Errorf("the collecting run submitted again: %d tasks", n)
+	}
+	if len(outcomes(t, cfg.Out)) != 500 {
+		t.Error("rows missing")
+	}
+}
+
+// TestRunMaxRuntime proves --max-runtime stops the run in time with exit
+// 75, and the next run finishes the job.
+func TestRunMaxRuntime(t *testing.T) {
+	t.Parallel()
+	_, api := fastSandbox(t, sandbox.Config{})
+	var b strings.Builder
+	for i := 1; i <= 3000; i++ {
+		fmt.Fprintf(&b, "https://example.com/m/%d\n", i)
+	}
+	cfg := testConfig(t, api, writeFile(t, "in.txt", b.String()))
+	cfg.Batch.Size = 10
+	cfg.Batch.Interval = 50 * time.Millisecond // 300 batches: 15s at least
+	cfg.MaxRuntime = time.Second
+	start := time.Now()
+	sum, err := Run(context.Background(), cfg)
+	if !errors.Is(err, ErrStopped) || sum.Stopped != "--max-runtime reached" {
+		t.Fatalf("err %v, stopped %q", err, sum.Stopped)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("--max-runtime 1s took %v to stop", d)
+	}
+	cfg.MaxRuntime = 0
+	cfg.Batch.Size = 1000
+	sum, err = Run(context.Background(), cfg)
+	if err != nil || len(outcomes(t, cfg.Out)) != 3000 {
+		t.Fatalf("second run: %v", err)
+	}
+}
