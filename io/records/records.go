@@ -1,0 +1,313 @@
+// Package records reads the input of a run (CSV, JSONL or TXT, plain or
+// gzip-compressed, from a file or stdin) as a stream of validated
+// [Record]s. A bad row is reported as a [*RowError] and reading goes on;
+// only an unreadable input or a CSV header it cannot use stops it.
+//
+// Reading streams: memory does not grow with the input, and a line or
+// record longer than [MaxRecordLen] is a bad row, never a reason to buffer
+// without bound.
+package records
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/decodo-batch/decodo-batch/decodo"
+)
+
+// MaxRecordLen is the longest line (TXT, JSONL) or record (CSV) in bytes,
+// line ends excluded. A longer one is a [*RowError].
+const MaxRecordLen = 1 << 20
+
+const (
+	maxInput = 4 << 10  // RowError.Input is cut to this many bytes
+	bufSize  = 64 << 10 // read buffer; lines longer than this are assembled
+)
+
+// Errors that stop reading, for errors.Is. They come wrapped with the file
+// name, and the line when there is one.
+var (
+	// ErrFormat: the format is neither given nor told by the file name, or
+	// is not csv, jsonl or txt.
+	ErrFormat = errors.New("unknown input format")
+	// ErrUnknownColumn: a CSV header names a column that is not url, query,
+	// target, id or a task parameter. The message names it.
+	ErrUnknownColumn = errors.New("unknown column")
+	// ErrHeader: a CSV header that repeats a column, has neither url nor
+	// query, or cannot be parsed.
+	ErrHeader = errors.New("bad CSV header")
+	// ErrEncoding: the input is UTF-16, or its CSV header is not UTF-8.
+	ErrEncoding = errors.New("input is not UTF-8")
+	// ErrOptions: Options that no row could satisfy (a bad default target
+	// or default parameters).
+	ErrOptions = errors.New("bad reader options")
+)
+
+// Record is one valid input row.
+type Record struct {
+	Row    int64  // 1-based index of the data record in the input (header, blank and comment lines excluded)
+	Line   int64  // 1-based line of the input file where the record starts
+	ID     string // the user's own key ("id" column or key), echoed to the output; may be empty
+	Target string // the row's target, else Options.DefaultTarget, else "universal" for a url row; never empty
+	URL    string // exactly one of URL and Query is set
+	Query  string
+	Params Params // every other task parameter, merged over Options.Defaults (the row wins)
+}
+
+// RowError is a bad input row: it goes to rejects.jsonl and the run goes
+// on. Row and Line are as in [Record]; a bad row takes a row number too.
+type RowError struct {
+	Row, Line int64
+	Input     string // the raw row text, cut to 4 KiB
+	Reason    string // one line
+}
+
+// Error returns the line and the reason, like
+// `line 12: url is not http(s): "ftp://x"`.
+func (e *RowError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Reason) }
+
+// Options shape how rows are read.
+type Options struct {
+	Format        string // "csv", "jsonl" or "txt"; "" means from the file name (see [FormatFromName])
+	DefaultTarget string // the target of a row that names none (--target)
+	Defaults      Params // parameters of every row (--param); a row's own value wins
+}
+
+// Reader reads records from one input. It is not safe for concurrent use.
+type Reader struct {
+	name   string
+	opt    Options
+	format string
+	br     *bufio.Reader
+	gz     *gzip.Reader
+	file   *os.File // closed by Close; nil for a reader handed in
+
+	line int64 // physical lines consumed
+	row  int64 // data records seen, good and bad
+	err  error // sticky: a fatal error, or io.EOF
+
+	defaults   paramSet
+	defParams  Params // Params of a row that sets no parameter
+	intern     map[string]Params
+	pbuf       []byte
+	v          row
+	lastTarget string
+	lastKind   decodo.Kind
+	lbuf       []byte // assembles lines longer than the read buffer
+	csv        *csvInput
+}
+
+// Open opens the input at path for reading; "-" is stdin, whose format
+// must then be given in opt. A gzip file (by its ".gz" name or its magic
+// bytes) is decompressed. Errors name the file.
+func Open(path string, opt Options) (*Reader, error) {
+	if path == "-" {
+		if opt.Format == "" {
+			return nil, fmt.Errorf("stdin: %w: give the format (--format csv|jsonl|txt)", ErrFormat)
+		}
+		return NewReader(os.Stdin, "stdin", opt)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err // *fs.PathError names the file
+	}
+	r, err := NewReader(f, path, opt)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	r.file = f
+	return r, nil
+}
+
+// NewReader returns a Reader of src; name is used to tell the format when
+// opt.Format is "" and in errors. A gzip stream is decompressed. It returns
+// an error wrapping [ErrFormat] or [ErrOptions] for unusable options, or
+// one from reading the start of src.
+func NewReader(src io.Reader, name string, opt Options) (*Reader, error) {
+	format := opt.Format
+	if format == "" {
+		var err error
+		if format, err = FormatFromName(name); err != nil {
+			return nil, err
+		}
+	}
+	switch format {
+	case "csv", "jsonl", "txt":
+	default:
+		return nil, fmt.Errorf("%s: %w %q (want csv, jsonl or txt)", name, ErrFormat, format)
+	}
+	r := &Reader{name: name, opt: opt, format: format, intern: make(map[string]Params)}
+	if t := opt.DefaultTarget; t != "" {
+		if reason := checkTarget(t); reason != "" {
+			return nil, fmt.Errorf("%s: %w: default %s", name, ErrOptions, reason)
+		}
+		if format == "txt" && decodo.TargetKind(t) == decodo.KindQuery {
+			// Every row would be rejected: say it once.
+			return nil, fmt.Errorf("%s: %w: a txt input holds urls, but target %s takes a query", name, ErrOptions, t)
+		}
+	}
+	var err error
+	if r.defaults, err = defaultsSet(opt.Defaults); err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", name, ErrOptions, err)
+	}
+	r.defParams = Params(appendParams(nil, &paramSet{}, &r.defaults))
+
+	r.br = bufio.NewReaderSize(src, bufSize)
+	magic, err := r.br.Peek(2)
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if bytes.Equal(magic, []byte{0x1f, 0x8b}) || hasGzipExt(name) {
+		r.gz, err = gzip.NewReader(r.br)
+		if err == io.EOF { // an empty file: no rows
+			r.br = bufio.NewReaderSize(strings.NewReader(""), 16)
+		} else if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		} else {
+			r.br = bufio.NewReaderSize(r.gz, bufSize)
+		}
+	}
+	head, err := r.br.Peek(3)
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	switch {
+	case bytes.HasPrefix(head, []byte("\xef\xbb\xbf")):
+		r.br.Discard(3)
+	case bytes.HasPrefix(head, []byte("\xff\xfe")), bytes.HasPrefix(head, []byte("\xfe\xff")):
+		return nil, fmt.Errorf("%s: %w: it starts with a UTF-16 byte order mark; save it as UTF-8", name, ErrEncoding)
+	}
+	if format == "csv" {
+		r.csv = newCSVInput()
+	}
+	return r, nil
+}
+
+// Next returns the next valid record. For a bad row it returns a
+// [*RowError]: call Next again for the rows after it. At the end of the
+// input it returns io.EOF. Any other error is fatal (the input cannot be
+// read, or a CSV header names an unknown column) and is returned again by
+// every later call; it names the file, and the line when there is one.
+func (r *Reader) Next() (Record, error) {
+	if r.err != nil {
+		return Record{}, r.err
+	}
+	var rec Record
+	var err error
+	switch r.format {
+	case "csv":
+		rec, err = r.nextCSV()
+	case "jsonl":
+		rec, err = r.nextJSONL()
+	default:
+		rec, err = r.nextTXT()
+	}
+	if err != nil {
+		if _, ok := err.(*RowError); !ok {
+			r.err = err
+		}
+	}
+	return rec, err
+}
+
+// Close releases the input. It closes the file that [Open] opened, never a
+// reader handed to [NewReader].
+func (r *Reader) Close() error {
+	if r.err == nil {
+		r.err = fmt.Errorf("%s: reader is closed", r.name)
+	}
+	var err error
+	if r.gz != nil {
+		err = r.gz.Close()
+	}
+	if r.file != nil {
+		if cerr := r.file.Close(); err == nil {
+			err = cerr
+		}
+		r.file = nil
+	}
+	return err
+}
+
+// FormatFromName tells the format of an input from its file name, after
+// any ".gz": ".csv" is csv, ".jsonl" or ".ndjson" is jsonl, ".txt" is txt.
+// Otherwise it returns an error wrapping [ErrFormat].
+func FormatFromName(name string) (string, error) {
+	base := name
+	if hasGzipExt(base) {
+		base = base[:len(base)-3]
+	}
+	switch strings.ToLower(filepath.Ext(base)) {
+	case ".csv":
+		return "csv", nil
+	case ".jsonl", ".ndjson":
+		return "jsonl", nil
+	case ".txt":
+		return "txt", nil
+	}
+	if name == "-" || name == "stdin" {
+		return "", fmt.Errorf("stdin: %w: give the format (--format csv|jsonl|txt)", ErrFormat)
+	}
+	return "", fmt.Errorf("%s: %w: cannot tell it from the name; give --format csv|jsonl|txt", name, ErrFormat)
+}
+
+func hasGzipExt(name string) bool {
+	return len(name) > 3 && strings.EqualFold(name[len(name)-3:], ".gz")
+}
+
+// fatal wraps a read error with the file name and the line being read.
+func (r *Reader) fatal(err error) error {
+	return fmt.Errorf("%s: line %d: %w", r.name, r.line+1, err)
+}
+
+// rowError makes the RowError of the current row.
+func (r *Reader) rowError(line int64, raw []byte, reason string) *RowError {
+	return &RowError{Row: r.row, Line: line, Input: capInput(raw), Reason: reason}
+}
+
+// readLine returns the next physical line with its line end, valid until
+// the next read. A line longer than MaxRecordLen is consumed whole but
+// comes back cut to its first bytes, with tooLong set. It returns io.EOF
+// after the last line.
+func (r *Reader) readLine() (line []byte, tooLong bool, err error) {
+	line, err = r.br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		r.lbuf = append(r.lbuf[:0], line...)
+		for err == bufio.ErrBufferFull {
+			line, err = r.br.ReadSlice('\n')
+			if !tooLong {
+				r.lbuf = append(r.lbuf, line...)
+				if len(r.lbuf) > MaxRecordLen+2 {
+					tooLong = true
+					r.lbuf = r.lbuf[:maxInput]
+				}
+			}
+		}
+		line = r.lbuf
+	}
+	if len(line) > 0 {
+		r.line++
+		if err == io.EOF {
+			err = nil
+		}
+	}
+	if err != nil {
+		if err == io.EOF {
+			return nil, false, io.EOF
+		}
+		return nil, false, r.fatal(err)
+	}
+	if !tooLong && len(line) > MaxRecordLen && len(trimEOL(line)) > MaxRecordLen {
+		tooLong = true
+		line = line[:maxInput]
+	}
+	return line, tooLong, nil
+}
