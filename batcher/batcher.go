@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http/httptrace"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,6 +54,9 @@ type Config struct {
 	Attempts int           // tries of a batch on 5xx or network errors [5]
 	Backoff  decodo.Backoff
 	Log      *slog.Logger
+	// Hold, when set and true, keeps the next batch back (the caller has
+	// too many tasks in flight); it is asked before each slot.
+	Hold func() bool
 }
 
 // Stats counts what the batcher did.
@@ -230,6 +234,11 @@ func (b *Batcher) submit(ctx context.Context, want chan<- struct{}, ready <-chan
 	var pg errgroup.Group
 	pg.SetLimit(b.cfg.InFlight)
 	for lctx.Err() == nil {
+		for b.cfg.Hold != nil && b.cfg.Hold() {
+			if decodo.Sleep(lctx, 50*time.Millisecond) != nil {
+				break
+			}
+		}
 		// Ask only when the limiter would let a batch go now, so a partial
 		// batch is never taken early while a full one is filling.
 		if err := b.waitSlot(lctx); err != nil {
@@ -263,21 +272,30 @@ func (b *Batcher) submit(ctx context.Context, want chan<- struct{}, ready <-chan
 	return err
 }
 
-// pace waits for the limiter's slot for one send. The limiter counts from
-// when it grants a slot; a send that a busy machine delayed after its grant
-// must not bring the next one closer than the interval, so pace also keeps
-// the interval from the previous send itself.
-func (b *Batcher) pace(ctx context.Context) error {
+// pace waits for the limiter's slot for one send and returns holding the
+// gate; release lets the next send pace itself from now. The limiter counts
+// from when it grants a slot, but what the API sees is when a request
+// arrives: a send delayed after its grant (a new connection to dial, a busy
+// machine) must not bring the next one closer than the interval. So the
+// gate is held until the request's headers are written, and the next send
+// keeps the interval from then.
+func (b *Batcher) pace(ctx context.Context) (release func(), err error) {
 	b.gate.Lock()
-	defer b.gate.Unlock()
 	if err := b.lim.Wait(ctx); err != nil {
-		return err
+		b.gate.Unlock()
+		return nil, err
 	}
 	if err := decodo.Sleep(ctx, time.Until(b.lastSent.Add(b.cfg.Interval))); err != nil {
-		return err
+		b.gate.Unlock()
+		return nil, err
 	}
-	b.lastSent = time.Now()
-	return nil
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.lastSent = time.Now()
+			b.gate.Unlock()
+		})
+	}, nil
 }
 
 // waitSlot sleeps until the limiter has a token, without taking it.
@@ -378,11 +396,14 @@ func (b *Batcher) send(ctx context.Context, key Key, items []Item) error {
 		if sent > 0 {
 			b.Stats.Retried.Add(1)
 		}
-		if err := b.pace(ctx); err != nil {
+		release, err := b.pace(ctx)
+		if err != nil {
 			return err
 		}
 		b.Stats.Requests.Add(1)
-		resp, err := b.api.SubmitBatch(ctx, req)
+		tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: release})
+		resp, err := b.api.SubmitBatch(tctx, req)
+		release() // if the headers were never written (a fake, a dial error)
 		if err == nil {
 			b.accepted(items, list, resp)
 			return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http/httptrace"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +29,10 @@ func (f *fakeAPI) SubmitBatch(ctx context.Context, req decodo.BatchRequest) (*de
 	f.calls = append(f.calls, req)
 	f.times = append(f.times, time.Now())
 	f.mu.Unlock()
+	// As net/http does: the request is on the wire before the answer.
+	if tr := httptrace.ContextClientTrace(ctx); tr != nil && tr.WroteHeaders != nil {
+		tr.WroteHeaders()
+	}
 	if f.respond != nil {
 		if err := f.respond(n, req); err != nil {
 			return nil, err

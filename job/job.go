@@ -38,6 +38,12 @@ var ErrStopped = errors.New("stopped before the end; run the same command again 
 // ago than this (less a margin) is submitted again on resume.
 const ResultsWindow = 24 * time.Hour
 
+// DefaultMaxInFlight bounds the tasks submitted and not yet done. At the
+// API's pace (3000 tasks a second, a few seconds each) a run has some
+// 20,000 in flight; the bound only bites when results come back slower
+// than batches go out.
+const DefaultMaxInFlight = 100_000
+
 // Config is a run's settings.
 type Config struct {
 	Input      string // path, or "-" for stdin
@@ -52,6 +58,9 @@ type Config struct {
 	Restart    bool          // discard an existing checkpoint and outputs
 	Compress   bool          // gzip the output files
 	Progress   string        // "bar", "log" or "none"
+	// MaxInFlight holds submissions back while this many tasks are being
+	// polled [DefaultMaxInFlight].
+	MaxInFlight int
 	API        API
 	Stderr     io.Writer
 	Log        *slog.Logger
@@ -223,8 +232,15 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		total: -1,
 	}
 	o.sum.Skipped = st.DoneCount()
-	o.b = batcher.New(api, sink{events}, cfg.Batch)
 	o.p = poller.New(api, sink{events}, cfg.Poll)
+	maxInFlight := cfg.MaxInFlight
+	if maxInFlight <= 0 {
+		maxInFlight = DefaultMaxInFlight
+	}
+	// Memory grows with the tasks in flight: submitting faster than
+	// results come back only piles them up.
+	cfg.Batch.Hold = func() bool { return o.p.Len() >= maxInFlight }
+	o.b = batcher.New(api, sink{events}, cfg.Batch)
 
 	rctx, stopRead := context.WithCancel(context.Background())
 	bctx, stopBatch := context.WithCancel(context.Background())

@@ -348,6 +348,11 @@ func (o *owner) finish(err error) (*Summary, error) {
 	s.Retried = o.b.Stats.Retried.Load()
 	s.RateLimited = o.b.Stats.RateLimited.Load() + o.p.Stats.RateLimited.Load()
 	s.Requests = o.api.snapshot()
+	o.api.mu.Lock()
+	if !o.api.first.IsZero() {
+		s.FirstRequest = o.api.first.Sub(s.Started).Seconds()
+	}
+	o.api.mu.Unlock()
 	s.Ended = time.Now()
 	s.Seconds = s.Ended.Sub(s.Started).Seconds()
 	if f := o.b.Stats.First.Load(); f != 0 {

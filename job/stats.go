@@ -20,12 +20,21 @@ type API interface {
 
 // counted wraps an API and counts requests by endpoint and answer.
 type counted struct {
-	api API
-	mu  sync.Mutex
-	n   map[string]int64
+	api   API
+	mu    sync.Mutex
+	n     map[string]int64
+	first time.Time // when the first request of this process was sent
 }
 
 func newCounted(api API) *counted { return &counted{api: api, n: make(map[string]int64)} }
+
+func (c *counted) start() {
+	c.mu.Lock()
+	if c.first.IsZero() {
+		c.first = time.Now()
+	}
+	c.mu.Unlock()
+}
 
 func (c *counted) count(op string, status string) {
 	c.mu.Lock()
@@ -48,12 +57,14 @@ func statusOf(err error, ok string) string {
 }
 
 func (c *counted) SubmitBatch(ctx context.Context, req decodo.BatchRequest) (*decodo.BatchResponse, error) {
+	c.start()
 	r, err := c.api.SubmitBatch(ctx, req)
 	c.count("POST /v3/task/batch", statusOf(err, "200"))
 	return r, err
 }
 
 func (c *counted) Results(ctx context.Context, id string) ([]decodo.Result, bool, error) {
+	c.start()
 	r, ready, err := c.api.Results(ctx, id)
 	ok := "204"
 	if ready {
@@ -64,6 +75,7 @@ func (c *counted) Results(ctx context.Context, id string) ([]decodo.Result, bool
 }
 
 func (c *counted) Task(ctx context.Context, id string) (*decodo.Task, error) {
+	c.start()
 	t, err := c.api.Task(ctx, id)
 	c.count("GET /v3/task/{id}", statusOf(err, "200"))
 	return t, err
@@ -97,6 +109,7 @@ type Summary struct {
 	Requests     map[string]int64 `json:"requests"`
 	GetsPerTask  float64          `json:"gets_per_task"`
 	Started      time.Time        `json:"started"`
+	FirstRequest float64          `json:"first_request_seconds"` // from start to the first request of this run (resume speed)
 	Ended        time.Time        `json:"ended"`
 	Seconds      float64          `json:"seconds"`
 	FirstBatch   *time.Time       `json:"first_batch,omitempty"`
