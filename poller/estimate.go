@@ -9,25 +9,30 @@ import (
 // Estimator learns how long tasks take from submission to completion and
 // answers when a task of a given age is next worth a look.
 //
-// Completion ages go into a histogram of log-spaced buckets (5% wide). The
-// next look after age a is a + sqrt(2 / (λ·h(a))), where h is the hazard
-// rate (the chance per second that a task still pending at a completes
-// now): this spacing minimises requests + λ·wait per task for the observed
-// distribution. The first look is at a low quantile of the distribution;
-// no look is ever more than MaxGap after the previous one.
+// It is a Kaplan–Meier estimate over log-spaced age buckets (5% wide):
+// completions count as events at their age, and every task still pending
+// counts as "at risk" up to the age of its last look. Early in a run only
+// the fast tasks have completed; counting the pending ones keeps the
+// estimate from believing every task is fast.
+//
+// The next look after age a is a + sqrt(2 / (λ·h(a))), where h is the
+// hazard (the chance per second that a task pending at a completes now):
+// that spacing minimises requests + λ·wait for the estimated distribution.
+// The first look is at the FirstQ quantile; no gap exceeds MaxGap.
 type Estimator struct {
 	Lambda   float64       // weight of a second of waiting against a request
 	MaxGap   time.Duration // longest gap between two looks at a task
 	MinGap   time.Duration // shortest gap
 	FirstQ   float64       // quantile of the first look
-	MinCount int           // completions needed before the histogram is trusted
+	MinCount int           // completions needed before the estimate is used
 
-	mu     sync.Mutex
-	counts [nBuckets]int64
-	total  int64
-	// cache of the survival function, rebuilt as counts grow
-	surv      [nBuckets + 1]float64
-	survTotal int64
+	mu      sync.Mutex
+	done    [nBuckets]int64 // completions by age
+	pend    [nBuckets]int64 // pending tasks by the age of their last look
+	total   int64           // completions
+	changes int64           // updates since the survival cache was built
+	surv    [nBuckets + 1]float64
+	built   bool
 }
 
 const (
@@ -43,10 +48,11 @@ func NewEstimator(maxGap time.Duration) *Estimator {
 	if maxGap <= 0 {
 		maxGap = 2500 * time.Millisecond
 	}
-	return &Estimator{Lambda: 2, MaxGap: maxGap, MinGap: 100 * time.Millisecond, FirstQ: 0.25, MinCount: 50}
+	return &Estimator{Lambda: 1, MaxGap: maxGap, MinGap: 100 * time.Millisecond, FirstQ: 0.3, MinCount: 50}
 }
 
-func bucketOf(sec float64) int {
+func bucketOf(d time.Duration) int {
+	sec := d.Seconds()
 	if sec < bucketBase {
 		return 0
 	}
@@ -61,11 +67,40 @@ func bucketLow(b int) float64 {
 	return bucketBase * math.Pow(growth, float64(b-1))
 }
 
-// Observe records a task that completed after d.
-func (e *Estimator) Observe(d time.Duration) {
+// Watch counts a new task, not looked at yet.
+func (e *Estimator) Watch() {
 	e.mu.Lock()
-	e.counts[bucketOf(d.Seconds())]++
+	e.pend[0]++
+	e.changes++
+	e.mu.Unlock()
+}
+
+// Seen records that a task last looked at at age last is still pending at
+// age now.
+func (e *Estimator) Seen(last, now time.Duration) {
+	e.mu.Lock()
+	e.pend[bucketOf(last)]--
+	e.pend[bucketOf(now)]++
+	e.changes++
+	e.mu.Unlock()
+}
+
+// Observe records that a task last seen pending at age last completed at
+// age d.
+func (e *Estimator) Observe(last, d time.Duration) {
+	e.mu.Lock()
+	e.pend[bucketOf(last)]--
+	e.done[bucketOf(d)]++
 	e.total++
+	e.changes++
+	e.mu.Unlock()
+}
+
+// Forget drops a task last looked at at age last (faulted, lost).
+func (e *Estimator) Forget(last time.Duration) {
+	e.mu.Lock()
+	e.pend[bucketOf(last)]--
+	e.changes++
 	e.mu.Unlock()
 }
 
@@ -76,24 +111,33 @@ func (e *Estimator) Count() int64 {
 	return e.total
 }
 
-// refresh rebuilds the survival cache when the counts grew by 2% or more.
+// refresh rebuilds the survival cache after enough updates.
 func (e *Estimator) refresh() {
-	if e.survTotal > 0 && e.total < e.survTotal+e.survTotal/50+1 {
+	if e.built && e.changes < max(64, e.total/50) {
 		return
 	}
-	n := float64(e.total)
-	left := n
-	for b := 0; b < nBuckets; b++ {
-		e.surv[b] = left / n // S at the lower edge of bucket b
-		left -= float64(e.counts[b])
+	// at risk in bucket b: tasks that completed in b or later, and
+	// pending tasks last seen in b or later.
+	var atRisk [nBuckets]int64
+	var sum int64
+	for b := nBuckets - 1; b >= 0; b-- {
+		sum += e.done[b] + max(e.pend[b], 0)
+		atRisk[b] = sum
 	}
-	e.surv[nBuckets] = 0
-	e.survTotal = e.total
+	s := 1.0
+	for b := 0; b < nBuckets; b++ {
+		e.surv[b] = s
+		if atRisk[b] > 0 {
+			s *= 1 - float64(e.done[b])/float64(atRisk[b])
+		}
+	}
+	e.surv[nBuckets] = s
+	e.built, e.changes = true, 0
 }
 
 // survival returns P(T > sec), interpolated within buckets.
 func (e *Estimator) survival(sec float64) float64 {
-	b := bucketOf(sec)
+	b := bucketOf(time.Duration(sec * float64(time.Second)))
 	lo, hi := bucketLow(b), bucketLow(b+1)
 	f := 0.0
 	if hi > lo {
@@ -102,20 +146,21 @@ func (e *Estimator) survival(sec float64) float64 {
 	return e.surv[b] + (e.surv[b+1]-e.surv[b])*f
 }
 
-// quantile returns the age by which a fraction q of tasks completed.
-func (e *Estimator) quantile(q float64) float64 {
+// quantile returns the age by which a fraction q of tasks completed, or
+// ok false when the estimate never gets there (too few completions yet).
+func (e *Estimator) quantile(q float64) (float64, bool) {
 	target := 1 - q
 	for b := 0; b < nBuckets; b++ {
 		if e.surv[b+1] <= target {
 			lo, hi := bucketLow(b), bucketLow(b+1)
 			span := e.surv[b] - e.surv[b+1]
 			if span <= 0 {
-				return lo
+				return lo, true
 			}
-			return lo + (hi-lo)*(e.surv[b]-target)/span
+			return lo + (hi-lo)*(e.surv[b]-target)/span, true
 		}
 	}
-	return bucketLow(nBuckets)
+	return 0, false
 }
 
 // Next returns the age at which a task last looked at at age `last` (0 if
@@ -124,12 +169,16 @@ func (e *Estimator) Next(last time.Duration) time.Duration {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.total < int64(e.MinCount) {
-		// Nothing learned yet: look every second (or MaxGap if shorter).
-		return last + min(time.Second, e.MaxGap)
+		// Nothing learned yet: look after a second, then at gaps
+		// growing with the age, up to MaxGap.
+		return last + min(max(time.Second, last/2), e.MaxGap)
 	}
 	e.refresh()
 	if last == 0 {
-		return max(time.Duration(e.quantile(e.FirstQ)*float64(time.Second)), e.MinGap)
+		if q, ok := e.quantile(e.FirstQ); ok {
+			return max(time.Duration(q*float64(time.Second)), e.MinGap)
+		}
+		return e.MaxGap
 	}
 	a := last.Seconds()
 	gap := e.MaxGap
@@ -143,8 +192,8 @@ func (e *Estimator) Next(last time.Duration) time.Duration {
 	return last + max(gap, e.MinGap)
 }
 
-// Quantile returns the age by which a fraction q of the observed tasks
-// completed, and false while fewer than MinCount were observed.
+// Quantile returns the age by which a fraction q of the tasks completed,
+// and false while too little is known.
 func (e *Estimator) Quantile(q float64) (time.Duration, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -152,5 +201,6 @@ func (e *Estimator) Quantile(q float64) (time.Duration, bool) {
 		return 0, false
 	}
 	e.refresh()
-	return time.Duration(e.quantile(q) * float64(time.Second)), true
+	v, ok := e.quantile(q)
+	return time.Duration(v * float64(time.Second)), ok
 }

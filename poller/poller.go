@@ -113,6 +113,7 @@ func New(api Getter, sink Sink, cfg Config) *Poller {
 func (p *Poller) Add(ts ...*Task) {
 	p.mu.Lock()
 	for _, t := range ts {
+		p.Est.Watch()
 		t.next = t.Submitted.Add(p.Est.Next(0))
 		heap.Push(&p.queue, t)
 	}
@@ -218,6 +219,7 @@ func (p *Poller) look(ctx context.Context, t *Task) error {
 		p.ok()
 		switch task.Status {
 		case decodo.StatusFaulted:
+			p.Est.Forget(t.last)
 			p.sink.Lost(t, "task faulted")
 			return nil
 		case decodo.StatusDone:
@@ -238,12 +240,10 @@ func (p *Poller) look(ctx context.Context, t *Task) error {
 		p.pending(t, age)
 		return nil
 	}
-	// The task completed somewhere in the gap since the last look.
+	// The task completed somewhere in the gap since the last look (or
+	// since its submission, at the first look).
 	done := age - gap/2
-	if t.last == 0 {
-		done = age // never looked before: all we know is "by now"
-	}
-	p.Est.Observe(done)
+	p.Est.Observe(t.last, done)
 	t.waited = age - done
 	p.sink.Done(t, res, time.Now())
 	return nil
@@ -266,6 +266,7 @@ func (p *Poller) statusDue(t *Task, age time.Duration) bool {
 }
 
 func (p *Poller) pending(t *Task, age time.Duration) {
+	p.Est.Seen(t.last, age)
 	t.last = age
 	p.again(t, t.Submitted.Add(p.Est.Next(age)))
 }
@@ -286,6 +287,7 @@ func (p *Poller) failed(ctx context.Context, t *Task, err error) error {
 			p.again(t, time.Now())
 			return nil
 		case apiErr.Gone():
+			p.Est.Forget(t.last)
 			p.sink.Lost(t, "task unknown or its results expired (404)")
 			return nil
 		case apiErr.Auth():
@@ -298,6 +300,7 @@ func (p *Poller) failed(ctx context.Context, t *Task, err error) error {
 	p.Stats.Errors.Add(1)
 	t.errs++
 	if t.errs >= p.cfg.MaxErrors {
+		p.Est.Forget(t.last)
 		p.sink.Lost(t, fmt.Sprintf("could not read the task after %d attempts: %v", t.errs, err))
 		return nil
 	}

@@ -21,7 +21,8 @@ func TestEstimatorLearnsQuantiles(t *testing.T) {
 	e := NewEstimator(3 * time.Second)
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 20000 {
-		e.Observe(time.Duration(6 * math.Exp(0.6*r.NormFloat64()) * float64(time.Second)))
+		e.Watch()
+		e.Observe(0, time.Duration(6*math.Exp(0.6*r.NormFloat64())*float64(time.Second)))
 	}
 	tests := []struct {
 		q    float64
@@ -39,24 +40,26 @@ func TestEstimatorLearnsQuantiles(t *testing.T) {
 	}
 }
 
-// TestEstimatorNext proves the schedule: one-second looks before anything
-// is learned; then a first look at the 25th percentile, gaps never above
+// TestEstimatorNext proves the schedule: growing looks before anything is
+// learned; then a first look at the 30th percentile, gaps never above
 // MaxGap, and shorter gaps where completions are dense than in the tail.
 func TestEstimatorNext(t *testing.T) {
 	t.Parallel()
 	e := NewEstimator(2500 * time.Millisecond)
+	e.Lambda = 4 // weigh waiting enough that the hazard, not MaxGap, sets the gaps
 	if got := e.Next(0); got != time.Second {
 		t.Errorf("first look before learning: %v, want 1s", got)
 	}
-	if got := e.Next(3 * time.Second); got != 4*time.Second {
-		t.Errorf("next look before learning: %v, want 4s", got)
+	if got := e.Next(4 * time.Second); got != 6*time.Second {
+		t.Errorf("next look before learning: %v, want 6s", got)
 	}
 	r := rand.New(rand.NewPCG(3, 4))
 	for range 20000 {
-		e.Observe(time.Duration(6 * math.Exp(0.6*r.NormFloat64()) * float64(time.Second)))
+		e.Watch()
+		e.Observe(0, time.Duration(6*math.Exp(0.6*r.NormFloat64())*float64(time.Second)))
 	}
 	first := e.Next(0)
-	if want := 6 * math.Exp(0.6*-0.6745); math.Abs(first.Seconds()-want) > 0.3 {
+	if want := 6 * math.Exp(0.6*-0.5244); math.Abs(first.Seconds()-want) > 0.3 {
 		t.Errorf("first look at %v, want about %.1fs", first, want)
 	}
 	var gaps []time.Duration
@@ -70,6 +73,29 @@ func TestEstimatorNext(t *testing.T) {
 	}
 	if gaps[1] >= gaps[len(gaps)-1] {
 		t.Errorf("gap near the median %v not shorter than in the tail %v", gaps[1], gaps[len(gaps)-1])
+	}
+}
+
+// TestEstimatorCensoring proves that tasks still pending keep the estimate
+// honest: when only the fast tenth of tasks has completed, the median is
+// not taken for the median of those fast ones.
+func TestEstimatorCensoring(t *testing.T) {
+	t.Parallel()
+	e := NewEstimator(3 * time.Second)
+	// 1000 tasks: 100 completed between 1s and 2s, 900 seen pending at 2s.
+	for i := range 1000 {
+		e.Watch()
+		if i < 100 {
+			e.Observe(0, time.Second+time.Duration(i)*10*time.Millisecond)
+		} else {
+			e.Seen(0, 2*time.Second)
+		}
+	}
+	if q, ok := e.Quantile(0.05); !ok || q < time.Second || q > 2*time.Second {
+		t.Errorf("5th percentile %v (%v), want within the completions, 1s..2s", q, ok)
+	}
+	if _, ok := e.Quantile(0.5); ok {
+		t.Error("a median was claimed while 90% of the tasks are still pending")
 	}
 }
 

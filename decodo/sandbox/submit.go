@@ -70,8 +70,11 @@ func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request, token strin
 	if batch {
 		rt = routeBatch
 	}
-	// Read the body first even when the answer will be 429, so that the
-	// connection stays reusable.
+	// A batch arrives when its headers do (the handler runs then), as the
+	// API's rate limiter would see it; how long the body takes to upload
+	// must not move the arrival. The body is read first even when the
+	// answer will be 429, so that the connection stays reusable.
+	arrived := s.now()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -82,7 +85,6 @@ func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request, token strin
 		s.count(r.Method, rt, statusCanceled)
 		return
 	}
-	arrived := s.now()
 	if batch {
 		if e := s.pace(token, arrived); e != nil {
 			s.fail(w, r, rt, e)
