@@ -366,6 +366,11 @@ func (o *owner) finish(err error) (*Summary, error) {
 		s.TasksPerSec = float64(done) / s.Seconds
 	}
 	s.LatencyP50, s.LatencyP95 = o.latency.quantile(0.5), o.latency.quantile(0.95)
+	if q30, ok := o.p.Est.Quantile(0.3); ok {
+		q50, _ := o.p.Est.Quantile(0.5)
+		q95, _ := o.p.Est.Quantile(0.95)
+		o.cfg.Log.Debug("completion times learned", "q30", q30, "q50", q50, "q95", q95, "looks", o.p.Stats.ResultGets.Load()+o.p.Stats.StatusGets.Load())
+	}
 	s.WaitP50, s.WaitP95 = o.wait.quantile(0.5), o.wait.quantile(0.95)
 	switch {
 	case err != nil:

@@ -46,9 +46,9 @@ var logGrowth = math.Log(growth)
 // NewEstimator returns an estimator with the defaults used by the poller.
 func NewEstimator(maxGap time.Duration) *Estimator {
 	if maxGap <= 0 {
-		maxGap = 2500 * time.Millisecond
+		maxGap = 2750 * time.Millisecond
 	}
-	return &Estimator{Lambda: 1, MaxGap: maxGap, MinGap: 100 * time.Millisecond, FirstQ: 0.3, MinCount: 50}
+	return &Estimator{Lambda: 1, MaxGap: maxGap, MinGap: 100 * time.Millisecond, FirstQ: 0.3, MinCount: 200}
 }
 
 func bucketOf(d time.Duration) int {
@@ -102,6 +102,13 @@ func (e *Estimator) Forget(last time.Duration) {
 	e.pend[bucketOf(last)]--
 	e.changes++
 	e.mu.Unlock()
+}
+
+// Trained reports whether enough completions were seen to use the estimate.
+func (e *Estimator) Trained() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.total >= int64(e.MinCount)
 }
 
 // Count returns the number of completions observed.
@@ -169,8 +176,12 @@ func (e *Estimator) Next(last time.Duration) time.Duration {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.total < int64(e.MinCount) {
-		// Nothing learned yet: look after a second, then at gaps
-		// growing with the age, up to MaxGap.
+		// Nothing learned yet: a first look after 2s (a one-time cost
+		// of at most that for fast tasks, instead of many looks at slow
+		// ones), then gaps growing with the age, up to MaxGap.
+		if last == 0 {
+			return min(2*time.Second, e.MaxGap)
+		}
 		return last + min(max(time.Second, last/2), e.MaxGap)
 	}
 	e.refresh()
@@ -183,7 +194,7 @@ func (e *Estimator) Next(last time.Duration) time.Duration {
 	a := last.Seconds()
 	gap := e.MaxGap
 	if s := e.survival(a); s > 0 {
-		w := math.Max(0.25, a*0.1) // hazard over a window that widens with age
+		w := math.Max(0.5, a*0.25) // hazard over a window that widens with age: a smooth estimate, not a noisy one
 		h := (s - e.survival(a+w)) / (w * s)
 		if h > 0 {
 			gap = min(gap, time.Duration(math.Sqrt(2/(e.Lambda*h))*float64(time.Second)))

@@ -58,7 +58,7 @@ func (t *Task) Waited() time.Duration { return t.waited }
 // Config tunes a [Poller]. Zero fields take the defaults in brackets.
 type Config struct {
 	Workers int           // concurrent requests [32]
-	MaxGap  time.Duration // longest wait between two looks at a task [2.5s]
+	MaxGap  time.Duration // longest wait between two looks at a task [2.75s]
 	// StatusAfter: until completions were seen, a task pending longer than
 	// this has its status checked on every third look [20s]; then the bound
 	// is 1.5× the 95th percentile of completion times (at least 1s).
@@ -208,6 +208,15 @@ func (p *Poller) look(ctx context.Context, t *Task) error {
 	}
 	now := time.Now()
 	age := now.Sub(t.Submitted)
+	// A look scheduled before the estimator had learned anything (at the
+	// start of a run, every task of the first batches) is moved to when
+	// what is known now says, without a request.
+	if p.Est.Trained() && !t.status {
+		if due := t.Submitted.Add(p.Est.Next(t.last)); due.Sub(now) > 50*time.Millisecond {
+			p.again(t, due)
+			return nil
+		}
+	}
 	gap := age - t.last
 	t.looks++
 	if p.statusDue(t, age) {

@@ -47,8 +47,8 @@ func TestEstimatorNext(t *testing.T) {
 	t.Parallel()
 	e := NewEstimator(2500 * time.Millisecond)
 	e.Lambda = 4 // weigh waiting enough that the hazard, not MaxGap, sets the gaps
-	if got := e.Next(0); got != time.Second {
-		t.Errorf("first look before learning: %v, want 1s", got)
+	if got := e.Next(0); got != 2*time.Second {
+		t.Errorf("first look before learning: %v, want 2s", got)
 	}
 	if got := e.Next(4 * time.Second); got != 6*time.Second {
 		t.Errorf("next look before learning: %v, want 6s", got)
@@ -82,11 +82,11 @@ func TestEstimatorNext(t *testing.T) {
 func TestEstimatorCensoring(t *testing.T) {
 	t.Parallel()
 	e := NewEstimator(3 * time.Second)
-	// 1000 tasks: 100 completed between 1s and 2s, 900 seen pending at 2s.
-	for i := range 1000 {
+	// 3000 tasks: 300 completed between 1s and 2s, 2700 seen pending at 2s.
+	for i := range 3000 {
 		e.Watch()
-		if i < 100 {
-			e.Observe(0, time.Second+time.Duration(i)*10*time.Millisecond)
+		if i < 300 {
+			e.Observe(0, time.Second+time.Duration(i)*3*time.Millisecond)
 		} else {
 			e.Seen(0, 2*time.Second)
 		}
