@@ -61,9 +61,9 @@ type Config struct {
 	// MaxInFlight holds submissions back while this many tasks are being
 	// polled [DefaultMaxInFlight].
 	MaxInFlight int
-	API        API
-	Stderr     io.Writer
-	Log        *slog.Logger
+	API         API
+	Stderr      io.Writer
+	Log         *slog.Logger
 }
 
 func (c *Config) checkpointPath() string {
