@@ -144,3 +144,49 @@ func TestDryRunAndStrict(t *testing.T) {
 		t.Error("--strict with a bad row started the run")
 	}
 }
+
+// TestMixedBadRows proves, as a new user would see it, that a 100-row file
+// with 20 kinds of bad rows gets every bad row named with its line and
+// reason in rejects.jsonl, and every good row scraped.
+func TestMixedBadRows(t *testing.T) {
+	t.Parallel()
+	want := map[int64]string{ // line -> a word of the reason
+		3: "both", 8: "neither", 13: "http(s)", 18: "no host", 23: "space", 28: "longer than 2056",
+		33: "neither", 38: "longer than 2048", 43: "takes a query", 48: "takes a url", 53: "malformed JSON",
+		58: "not a JSON object", 63: `unknown key "colour"`, 68: "parse", 73: "page_count", 78: "limit",
+		83: "headless", 88: "page_from", 93: "device_type", 98: "headers",
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	code, _, stderr := runCLI(t, "run", "--sandbox", "--sandbox-args", "--delay 20ms --batch-interval 20ms",
+		"--batch-interval", "20ms", "testdata/mixed-100.jsonl", "-o", out, "--progress", "none")
+	if code != exitPartial {
+		t.Fatalf("exit %d, want 3: %s", code, stderr)
+	}
+	data, _ := os.ReadFile(filepath.Join(out, "rejects.jsonl"))
+	got := map[int64]string{}
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var r struct {
+			Line  int64  `json:"line"`
+			Error string `json:"error"`
+			Input string `json:"input"`
+		}
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Input == "" {
+			t.Errorf("line %d: reject without its input", r.Line)
+		}
+		got[r.Line] = r.Error
+	}
+	for line, word := range want {
+		if !strings.Contains(got[line], word) {
+			t.Errorf("line %d: reason %q, want it to say %q", line, got[line], word)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d rejects, want %d", len(got), len(want))
+	}
+	if n := countLines(t, filepath.Join(out, "results.jsonl")); n != 80 {
+		t.Errorf("%d results, want the 80 good rows", n)
+	}
+}
