@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -145,6 +146,18 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 
+	if path := os.Getenv("DECODO_BATCH_CPUPROFILE"); path != "" {
+		// For development: where the CPU goes in a run (go tool pprof).
+		pf, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	api, closeAPI, err := connect(ctx, &f, log, stderr)
 	if err != nil {
 		return err

@@ -36,20 +36,43 @@ type Task struct {
 	UpdatedAt string `json:"updated_at"`
 }
 
-// UnmarshalJSON accepts an id sent as a string or as a bare number.
+// UnmarshalJSON accepts an id sent as a string or as a bare number, kept
+// exact either way.
 func (t *Task) UnmarshalJSON(b []byte) error {
 	type plain Task
 	var v struct {
 		plain
-		ID json.Number `json:"id"`
+		ID flexID `json:"id"`
 	}
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	if err := d.Decode(&v); err != nil {
+	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
 	*t = Task(v.plain)
-	t.ID = v.ID.String()
+	t.ID = string(v.ID)
+	return nil
+}
+
+// flexID is an id sent as a JSON string or number, as its text.
+type flexID string
+
+func (f *flexID) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*f = flexID(s)
+		return nil
+	}
+	if string(b) == "null" {
+		*f = ""
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return err
+	}
+	*f = flexID(n)
 	return nil
 }
 
