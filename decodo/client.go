@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -89,7 +90,9 @@ func (c *Client) SubmitBatch(ctx context.Context, req BatchRequest) (*BatchRespo
 		return nil, err
 	}
 	var resp BatchResponse
-	if _, err := c.do(ctx, http.MethodPost, "/v3/task/batch", "POST /v3/task/batch", body, &resp); err != nil {
+	// resp.UnmarshalJSON directly: through json.Unmarshal the answer
+	// (thousands of task objects) would be scanned twice.
+	if _, err := c.do(ctx, http.MethodPost, "/v3/task/batch", "POST /v3/task/batch", body, resp.UnmarshalJSON); err != nil {
 		return nil, err
 	}
 	return &resp, nil
@@ -99,7 +102,7 @@ func (c *Client) SubmitBatch(ctx context.Context, req BatchRequest) (*BatchRespo
 // target and url or query). It returns an [*Error] for a non-2xx answer.
 func (c *Client) Submit(ctx context.Context, params json.RawMessage) (*Task, error) {
 	var t Task
-	if _, err := c.do(ctx, http.MethodPost, "/v3/task", "POST /v3/task", params, &t); err != nil {
+	if _, err := c.do(ctx, http.MethodPost, "/v3/task", "POST /v3/task", params, t.UnmarshalJSON); err != nil {
 		return nil, err
 	}
 	return &t, nil
@@ -109,7 +112,7 @@ func (c *Client) Submit(ctx context.Context, params json.RawMessage) (*Task, err
 // (404 once the task is unknown or expired).
 func (c *Client) Task(ctx context.Context, id string) (*Task, error) {
 	var t Task
-	if _, err := c.do(ctx, http.MethodGet, "/v3/task/"+url.PathEscape(id), "GET /v3/task/{id}", nil, &t); err != nil {
+	if _, err := c.do(ctx, http.MethodGet, "/v3/task/"+url.PathEscape(id), "GET /v3/task/{id}", nil, t.UnmarshalJSON); err != nil {
 		return nil, err
 	}
 	return &t, nil
@@ -122,16 +125,22 @@ func (c *Client) Results(ctx context.Context, id string) (results []Result, read
 	var v struct {
 		Results []Result `json:"results"`
 	}
-	status, err := c.do(ctx, http.MethodGet, "/v3/task/"+url.PathEscape(id)+"/results", "GET /v3/task/{id}/results", nil, &v)
+	status, err := c.do(ctx, http.MethodGet, "/v3/task/"+url.PathEscape(id)+"/results", "GET /v3/task/{id}/results", nil, func(b []byte) error {
+		if res, err := scanResults(b); err == nil {
+			v.Results = res
+			return nil
+		}
+		return json.Unmarshal(b, &v)
+	})
 	if err != nil || status == http.StatusNoContent || len(v.Results) == 0 {
 		return nil, false, err
 	}
 	return v.Results, true, nil
 }
 
-// do sends one request and decodes a 2xx body into out. A 204 leaves out
-// untouched.
-func (c *Client) do(ctx context.Context, method, path, op string, body []byte, out any) (int, error) {
+// do sends one request and hands a 2xx body to decode. A 204 is not
+// decoded.
+func (c *Client) do(ctx context.Context, method, path, op string, body []byte, decode func([]byte) error) (int, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -159,15 +168,25 @@ func (c *Client) do(ctx context.Context, method, path, op string, body []byte, o
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return resp.StatusCode, readError(resp, op)
 	}
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
+	buf := bodyPool.Get().(*bytes.Buffer)
+	defer bodyPool.Put(buf)
+	buf.Reset()
+	if n := resp.ContentLength; n > 0 && n < 64<<20 {
+		buf.Grow(int(n) + 1)
+	}
+	if _, err := buf.ReadFrom(resp.Body); err != nil {
 		return resp.StatusCode, fmt.Errorf("%s: read answer: %w", op, err)
 	}
-	if err := json.Unmarshal(data, out); err != nil {
+	// decode keeps nothing of data: the buffer goes back to the pool.
+	data := buf.Bytes()
+	if err := decode(data); err != nil {
 		return resp.StatusCode, fmt.Errorf("%s: decode answer: %w", op, err)
 	}
 	return resp.StatusCode, nil
 }
+
+// bodyPool holds answer buffers: results come by the thousand a second.
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func readError(resp *http.Response, op string) *Error {
 	e := &Error{

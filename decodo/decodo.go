@@ -39,17 +39,40 @@ type Task struct {
 // UnmarshalJSON accepts an id sent as a string or as a bare number, kept
 // exact either way.
 func (t *Task) UnmarshalJSON(b []byte) error {
-	type plain Task
-	var v struct {
-		plain
-		ID flexID `json:"id"`
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
+	var w wireTask
+	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*t = Task(v.plain)
-	t.ID = string(v.ID)
+	*t = w.task()
 	return nil
+}
+
+// wireTask is a task object as sent: decoding into it directly (not
+// through Task's UnmarshalJSON) scans a batch answer once, not once per
+// task.
+type wireTask struct {
+	ID        flexID `json:"id"`
+	Status    string `json:"status"`
+	Target    string `json:"target"`
+	URL       string `json:"url"`
+	Query     string `json:"query"`
+	CreatedAt string `json:"created_at"`
+	UpdatedAt string `json:"updated_at"`
+}
+
+func (w *wireTask) task() Task {
+	return Task{ID: string(w.ID), Status: w.Status, Target: w.Target, URL: w.URL, Query: w.Query, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt}
+}
+
+func tasksOf(ws []wireTask) []Task {
+	if ws == nil {
+		return nil
+	}
+	ts := make([]Task, len(ws))
+	for i := range ws {
+		ts[i] = ws[i].task()
+	}
+	return ts
 }
 
 // flexID is an id sent as a JSON string or number, as its text.
@@ -161,24 +184,31 @@ type BatchResponse struct {
 // UnmarshalJSON accepts both forms the API is known to answer: the SDK's
 // object {"id", "queries", "errors"} and a bare array of task objects.
 func (r *BatchResponse) UnmarshalJSON(b []byte) error {
+	if fast, err := scanBatch(b); err == nil {
+		*r = *fast
+		return nil
+	}
 	b = bytes.TrimSpace(b)
 	if len(b) > 0 && b[0] == '[' {
-		return json.Unmarshal(b, &r.Tasks)
+		var ws []wireTask
+		if err := json.Unmarshal(b, &ws); err != nil {
+			return err
+		}
+		r.Tasks = tasksOf(ws)
+		return nil
 	}
 	var v struct {
-		ID      json.Number       `json:"id"`
-		Queries []Task            `json:"queries"`
-		Tasks   []Task            `json:"tasks"`
+		ID      flexID            `json:"id"`
+		Queries []wireTask        `json:"queries"`
+		Tasks   []wireTask        `json:"tasks"`
 		Errors  []json.RawMessage `json:"errors"`
 	}
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	if err := d.Decode(&v); err != nil {
+	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	r.ID, r.Tasks, r.Errors = v.ID.String(), v.Queries, v.Errors
+	r.ID, r.Tasks, r.Errors = string(v.ID), tasksOf(v.Queries), v.Errors
 	if r.Tasks == nil {
-		r.Tasks = v.Tasks
+		r.Tasks = tasksOf(v.Tasks)
 	}
 	return nil
 }

@@ -1,0 +1,372 @@
+package decodo
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"unicode/utf8"
+)
+
+// A one-pass reader of the two answers that come by the thousand (batch
+// answers and results), which encoding/json scans twice (validation, then
+// decoding) and mostly to skip fields. It accepts only valid JSON; anything
+// it cannot read it reports, and the callers fall back to encoding/json,
+// which then gives the error.
+
+var errScan = errors.New("decodo: answer not read by the fast path")
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	return i
+}
+
+// skipString returns the end of the string starting at b[i] == '"', and
+// whether it holds escapes. It checks escapes and refuses control bytes.
+func skipString(b []byte, i int) (end int, escaped bool, err error) {
+	for i++; i < len(b); i++ {
+		// the common run of plain bytes, in a tight loop
+		for i < len(b) && b[i] >= 0x20 && b[i] != '"' && b[i] != '\\' {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, escaped, nil
+		case c == '\\':
+			escaped = true
+			i++
+			if i >= len(b) {
+				return 0, false, errScan
+			}
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+4 >= len(b) {
+					return 0, false, errScan
+				}
+				for _, h := range b[i+1 : i+5] {
+					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+						return 0, false, errScan
+					}
+				}
+				i += 4
+			default:
+				return 0, false, errScan
+			}
+		default: // a control byte
+			return 0, false, errScan
+		}
+	}
+	return 0, false, errScan
+}
+
+// skipValue returns the end of the JSON value starting at b[i].
+func skipValue(b []byte, i int, depth int) (int, error) {
+	if i >= len(b) || depth > 64 {
+		return 0, errScan
+	}
+	switch c := b[i]; {
+	case c == '"':
+		end, _, err := skipString(b, i)
+		return end, err
+	case c == '{':
+		return eachField(b, i, depth, func([]byte, int, int) error { return nil })
+	case c == '[':
+		return eachElem(b, i, depth, func(int, int) error { return nil })
+	case c == 't':
+		return literal(b, i, "true")
+	case c == 'f':
+		return literal(b, i, "false")
+	case c == 'n':
+		return literal(b, i, "null")
+	case c == '-' || ('0' <= c && c <= '9'):
+		j := i + 1
+		for j < len(b) && (('0' <= b[j] && b[j] <= '9') || b[j] == '.' || b[j] == 'e' || b[j] == 'E' || b[j] == '+' || b[j] == '-') {
+			j++
+		}
+		if !json.Valid(b[i:j]) {
+			return 0, errScan
+		}
+		return j, nil
+	}
+	return 0, errScan
+}
+
+func literal(b []byte, i int, lit string) (int, error) {
+	if bytes.HasPrefix(b[i:], []byte(lit)) {
+		return i + len(lit), nil
+	}
+	return 0, errScan
+}
+
+// eachField calls fn with each key (raw, without quotes) and the span of
+// its value in the object at b[i], and returns the object's end.
+func eachField(b []byte, i, depth int, fn func(key []byte, start, end int) error) (int, error) {
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, nil
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return 0, errScan
+		}
+		kend, escaped, err := skipString(b, i)
+		if err != nil || escaped {
+			return 0, errScan // escaped keys: let encoding/json decide
+		}
+		key := b[i+1 : kend-1]
+		i = skipSpace(b, kend)
+		if i >= len(b) || b[i] != ':' {
+			return 0, errScan
+		}
+		i = skipSpace(b, i+1)
+		end, err := skipValue(b, i, depth+1)
+		if err != nil {
+			return 0, err
+		}
+		if err := fn(key, i, end); err != nil {
+			return 0, err
+		}
+		i = skipSpace(b, end)
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+			continue
+		}
+		if i < len(b) && b[i] == '}' {
+			return i + 1, nil
+		}
+		return 0, errScan
+	}
+}
+
+// eachElem calls fn with the span of each element of the array at b[i].
+func eachElem(b []byte, i, depth int, fn func(start, end int) error) (int, error) {
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return i + 1, nil
+	}
+	for {
+		end, err := skipValue(b, i, depth+1)
+		if err != nil {
+			return 0, err
+		}
+		if err := fn(i, end); err != nil {
+			return 0, err
+		}
+		i = skipSpace(b, end)
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+			continue
+		}
+		if i < len(b) && b[i] == ']' {
+			return i + 1, nil
+		}
+		return 0, errScan
+	}
+}
+
+// str decodes the string value b[start:end] (null gives "").
+func str(b []byte, start, end int) (string, error) {
+	v := b[start:end]
+	if v[0] != '"' {
+		if string(v) == "null" {
+			return "", nil
+		}
+		return "", errScan
+	}
+	if bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v) {
+		return string(v[1 : len(v)-1]), nil
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return "", errScan
+	}
+	return s, nil
+}
+
+// idText decodes an id sent as a string or a number.
+func idText(b []byte, start, end int) (string, error) {
+	if b[start] == '"' || b[start] == 'n' {
+		return str(b, start, end)
+	}
+	if b[start] == '-' || ('0' <= b[start] && b[start] <= '9') {
+		return string(b[start:end]), nil
+	}
+	return "", errScan
+}
+
+func scanTask(b []byte, start, end int) (Task, error) {
+	var t Task
+	if b[start] != '{' {
+		return t, errScan
+	}
+	_, err := eachField(b[:end], start, 1, func(key []byte, s, e int) error {
+		var err error
+		switch string(key) {
+		case "id":
+			t.ID, err = idText(b, s, e)
+		case "status":
+			t.Status, err = str(b, s, e)
+		case "target":
+			t.Target, err = str(b, s, e)
+		case "url":
+			t.URL, err = str(b, s, e)
+		case "query":
+			t.Query, err = str(b, s, e)
+		case "created_at":
+			t.CreatedAt, err = str(b, s, e)
+		case "updated_at":
+			t.UpdatedAt, err = str(b, s, e)
+		default:
+			err = folded(key, taskKeys)
+		}
+		return err
+	})
+	return t, err
+}
+
+var (
+	taskKeys   = []string{"id", "status", "target", "url", "query", "created_at", "updated_at"}
+	batchKeys  = []string{"id", "queries", "tasks", "errors"}
+	resultKeys = []string{"content", "status_code", "url", "query", "task_id", "updated_at"}
+)
+
+// folded refuses a key that encoding/json would match to one of keys by
+// its case-insensitive rule: such answers take the slow path.
+func folded(key []byte, keys []string) error {
+	for _, k := range keys {
+		if bytes.EqualFold(key, []byte(k)) {
+			return errScan
+		}
+	}
+	return nil
+}
+
+func scanTasks(b []byte, start int) ([]Task, error) {
+	if b[start] == 'n' {
+		return nil, nil
+	}
+	if b[start] != '[' {
+		return nil, errScan
+	}
+	var ts []Task
+	_, err := eachElem(b, start, 0, func(s, e int) error {
+		t, err := scanTask(b, s, e)
+		ts = append(ts, t)
+		return err
+	})
+	return ts, err
+}
+
+// scanBatch reads a batch answer in either form.
+func scanBatch(b []byte) (*BatchResponse, error) {
+	i := skipSpace(b, 0)
+	if i >= len(b) {
+		return nil, errScan
+	}
+	r := &BatchResponse{}
+	var end int
+	var err error
+	if b[i] == '[' {
+		r.Tasks, err = scanTasks(b, i)
+		if err == nil {
+			end, err = skipValue(b, i, 0)
+		}
+	} else if b[i] == '{' {
+		var tasks []Task
+		end, err = eachField(b, i, 0, func(key []byte, s, e int) error {
+			var err error
+			switch string(key) {
+			case "id":
+				r.ID, err = idText(b, s, e)
+			case "queries":
+				r.Tasks, err = scanTasks(b, s)
+			case "tasks":
+				tasks, err = scanTasks(b, s)
+			case "errors":
+				if b[s] == '[' {
+					_, err = eachElem(b, s, 1, func(s, e int) error {
+						r.Errors = append(r.Errors, json.RawMessage(bytes.Clone(b[s:e])))
+						return nil
+					})
+				}
+			default:
+				err = folded(key, batchKeys)
+			}
+			return err
+		})
+		if r.Tasks == nil {
+			r.Tasks = tasks
+		}
+	} else {
+		return nil, errScan
+	}
+	if err != nil || skipSpace(b, end) != len(b) {
+		return nil, errScan
+	}
+	return r, nil
+}
+
+// scanResults reads a results answer: {"results": [...]}.
+func scanResults(b []byte) ([]Result, error) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, errScan
+	}
+	var out []Result
+	end, err := eachField(b, i, 0, func(key []byte, s, e int) error {
+		if string(key) != "results" {
+			return folded(key, []string{"results"})
+		}
+		if b[s] == 'n' {
+			return nil
+		}
+		if b[s] != '[' {
+			return errScan
+		}
+		_, err := eachElem(b, s, 1, func(s, e int) error {
+			if b[s] != '{' {
+				return errScan
+			}
+			var r Result
+			_, err := eachField(b[:e], s, 2, func(key []byte, s, e int) error {
+				var err error
+				switch string(key) {
+				case "content":
+					r.Content = json.RawMessage(bytes.Clone(b[s:e]))
+				case "status_code":
+					if b[s] != 'n' {
+						var n int64
+						n, err = strconv.ParseInt(string(b[s:e]), 10, 64)
+						r.StatusCode = int(n)
+					}
+				case "url":
+					r.URL, err = str(b, s, e)
+				case "query":
+					r.Query, err = str(b, s, e)
+				case "task_id":
+					r.TaskID, err = idText(b, s, e)
+				case "updated_at":
+					r.UpdatedAt, err = str(b, s, e)
+				default:
+					err = folded(key, resultKeys)
+				}
+				return err
+			})
+			out = append(out, r)
+			return err
+		})
+		return err
+	})
+	if err != nil || skipSpace(b, end) != len(b) {
+		return nil, errScan
+	}
+	return out, nil
+}

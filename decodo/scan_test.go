@@ -1,0 +1,113 @@
+package decodo
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+// slowBatch and slowResults decode with encoding/json only: the reference
+// the fast path must agree with.
+func slowBatch(b []byte) (*BatchResponse, error) {
+	var r BatchResponse
+	var ws []wireTask
+	if err := json.Unmarshal(b, &ws); err == nil {
+		r.Tasks = tasksOf(ws)
+		return &r, nil
+	}
+	var v struct {
+		ID      flexID            `json:"id"`
+		Queries []wireTask        `json:"queries"`
+		Tasks   []wireTask        `json:"tasks"`
+		Errors  []json.RawMessage `json:"errors"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, err
+	}
+	r.ID, r.Tasks, r.Errors = string(v.ID), tasksOf(v.Queries), v.Errors
+	if r.Tasks == nil {
+		r.Tasks = tasksOf(v.Tasks)
+	}
+	return &r, nil
+}
+
+func slowResults(b []byte) ([]Result, error) {
+	var v struct {
+		Results []Result `json:"results"`
+	}
+	err := json.Unmarshal(b, &v)
+	return v.Results, err
+}
+
+var scanSeeds = []string{
+	`{"id": 7495756599328274433, "queries": [{"id": "7495756599328274434", "query": "coffee", "status": "pending", "page_from": 1, "geo": null, "cookies": [], "headers": {"a": "b"}}], "errors": []}`,
+	`[{"id":"1","url":"https://a/\u00e9\"x","status":"pending","parse":false}]`,
+	`{"id":"12","tasks":[{"id":3,"url":"u"}],"errors":[{"field":"url[1]","message":"bad"}]}`,
+	`{"results":[{"content":"<html>\n</html>","status_code":200,"url":"https://x","task_id":"7434928397127555073","headers":{"content-type":"text/html"},"cookies":[]}]}`,
+	`{"results":[{"content":{"organic":[1,2.5e3,true,null]},"status_code":404,"query":"q"},{"content":"p2","status_code":200}]}`,
+	`{"results":[]}`,
+	`{"results":null}`,
+	`{"results":[{"content":"bad \x01 control"}]}`,
+	`{"results":[{"content":"a"}]} trailing`,
+	`{"id":01}`,
+	`{"results":[{"status_code":1e2}]}`,
+}
+
+// FuzzScan proves the fast readers agree with encoding/json: whenever the
+// fast path accepts an answer, encoding/json decodes it to the same value;
+// the fast path never accepts what encoding/json refuses.
+func FuzzScan(f *testing.F) {
+	for _, s := range scanSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if fast, err := scanBatch(b); err == nil {
+			slow, serr := slowBatch(b)
+			if serr != nil {
+				t.Fatalf("fast batch read accepted what encoding/json refuses (%v): %q", serr, b)
+			}
+			same := len(fast.Tasks) == len(slow.Tasks)
+			for i := 0; same && i < len(fast.Tasks); i++ {
+				same = reflect.DeepEqual(fast.Tasks[i], slow.Tasks[i])
+			}
+			if !same || fast.ID != slow.ID || len(fast.Errors) != len(slow.Errors) {
+				t.Fatalf("batch: fast %+v, encoding/json %+v", fast, slow)
+			}
+		}
+		if fast, err := scanResults(b); err == nil {
+			slow, serr := slowResults(b)
+			if serr != nil {
+				t.Fatalf("fast results read accepted what encoding/json refuses (%v): %q", serr, b)
+			}
+			if len(fast) != len(slow) {
+				t.Fatalf("results: %d fast, %d encoding/json", len(fast), len(slow))
+			}
+			for i := range fast {
+				if string(fast[i].Content) != string(slow[i].Content) || fast[i].StatusCode != slow[i].StatusCode ||
+					fast[i].URL != slow[i].URL || fast[i].Query != slow[i].Query || fast[i].TaskID != slow[i].TaskID {
+					t.Fatalf("result %d: fast %+v, encoding/json %+v", i, fast[i], slow[i])
+				}
+			}
+		}
+	})
+}
+
+// TestScanSeeds proves the fast path reads the shapes of decodo-api.md and
+// refuses what is not JSON, so that encoding/json reports the error.
+func TestScanSeeds(t *testing.T) {
+	t.Parallel()
+	if r, err := scanBatch([]byte(scanSeeds[0])); err != nil || r.ID != "7495756599328274433" || r.Tasks[0].Query != "coffee" {
+		t.Errorf("SDK form: %+v, %v", r, err)
+	}
+	if r, err := scanBatch([]byte(scanSeeds[1])); err != nil || r.Tasks[0].URL != "https://a/é\"x" {
+		t.Errorf("array form with escapes: %+v, %v", r, err)
+	}
+	if res, err := scanResults([]byte(scanSeeds[4])); err != nil || len(res) != 2 || string(res[0].Content) != `{"organic":[1,2.5e3,true,null]}` || res[0].StatusCode != 404 {
+		t.Errorf("parsed content: %+v, %v", res, err)
+	}
+	for _, bad := range scanSeeds[7:] {
+		if _, err := scanResults([]byte(bad)); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}
