@@ -42,7 +42,7 @@ const ResultsWindow = 24 * time.Hour
 // API's pace (3000 tasks a second, a few seconds each) a run has some
 // 20,000 in flight; the bound only bites when results come back slower
 // than batches go out.
-const DefaultMaxInFlight = 100_000
+const DefaultMaxInFlight = 50_000
 
 // Config is a run's settings.
 type Config struct {
