@@ -294,8 +294,10 @@ func TestRefusedWhole(t *testing.T) {
 	api := &fakeAPI{respond: func(int, decodo.BatchRequest) error {
 		return &decodo.Error{StatusCode: 400, Message: "unknown target"}
 	}}
-	// An interval long enough that the first slot waits for the full batch.
-	sink, _, err := runBatcher(t, api, Config{Size: 3000, Interval: 50 * time.Millisecond}, urlItems(3000, nil))
+	// An interval long enough that the first slot waits for the full
+	// batch (a partial group is offered after min(interval, 200ms)), even
+	// under -race on a busy machine.
+	sink, _, err := runBatcher(t, api, Config{Size: 3000, Interval: 200 * time.Millisecond}, urlItems(3000, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -324,17 +324,12 @@ func (o *owner) commit() error {
 	if err := o.j.Sync(); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if o.j.Size() > 64<<20 && o.j.Size() > 8*o.liveSize() {
+	if o.j.ShouldCompact() {
 		if err := o.j.Compact(); err != nil {
 			return fmt.Errorf("checkpoint: compact: %w", err)
 		}
 	}
 	return nil
-}
-
-// liveSize guesses the bytes a snapshot of the state takes.
-func (o *owner) liveSize() int64 {
-	return int64(o.st.PendingCount())*24 + o.st.MaxSubmittedRow()/8 + 4096
 }
 
 // finish writes the summary and picks the error that decides the exit code.
