@@ -116,7 +116,7 @@ func New(api Submitter, sink Sink, cfg Config) *Batcher {
 	}
 	// A small margin over the interval absorbs jitter between our send and
 	// the API's arrival time, so pacing never earns a 429.
-	margin := min(cfg.Interval/40, 25*time.Millisecond)
+	margin := min(max(cfg.Interval/40, 2*time.Millisecond), 25*time.Millisecond)
 	base := rate.Every(cfg.Interval + margin)
 	return &Batcher{
 		api: api, sink: sink, cfg: cfg,
