@@ -13,18 +13,15 @@ import (
 // maxListed caps the bad rows printed by --strict and --dry-run.
 const maxListed = 100
 
-// dryRun reads and validates the input and groups it as a run would, with
-// no network, and prints the counts.
-func dryRun(input string, opts records.Options, f runFlags, stdout, stderr io.Writer) error {
-	start := time.Now()
+// checkInput reads the whole input, prints its bad rows to stderr (capped)
+// and hands each good record to each. It returns the rows and bad rows
+// seen, or a fatal error of the input.
+func checkInput(input string, opts records.Options, stderr io.Writer, each func(*records.Record)) (rows, bad int64, err error) {
 	rd, err := records.Open(input, opts)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	defer rd.Close()
-	g := batcher.NewGrouper(f.batchSize, 0, 0)
-	var rows, bad, batches, partial int64
-	keys := map[batcher.Key]bool{}
 	for {
 		rec, err := rd.Next()
 		if err == io.EOF {
@@ -40,11 +37,29 @@ func dryRun(input string, opts records.Options, f runFlags, stdout, stderr io.Wr
 			continue
 		}
 		if err != nil {
-			return err
+			return rows, bad, err
 		}
 		rows++
-		keys[batcher.KeyOf(&rec)] = true
-		full, evicted := g.Add(batcher.Item{Record: rec, Attempt: 1}, start)
+		if each != nil {
+			each(&rec)
+		}
+	}
+	if bad > maxListed {
+		fmt.Fprintf(stderr, "%s: ... and %d more bad rows\n", input, bad-maxListed)
+	}
+	return rows, bad, nil
+}
+
+// dryRun reads and validates the input and groups it as a run would, with
+// no network, and prints the counts.
+func dryRun(input string, opts records.Options, f runFlags, stdout, stderr io.Writer) error {
+	start := time.Now()
+	g := batcher.NewGrouper(f.batchSize, 0, 0)
+	var batches, partial int64
+	keys := map[batcher.Key]bool{}
+	rows, bad, err := checkInput(input, opts, stderr, func(rec *records.Record) {
+		keys[batcher.KeyOf(rec)] = true
+		full, evicted := g.Add(batcher.Item{Record: *rec, Attempt: 1}, start)
 		if full != nil {
 			batches++
 		}
@@ -52,14 +67,14 @@ func dryRun(input string, opts records.Options, f runFlags, stdout, stderr io.Wr
 			batches++
 			partial++
 		}
+	})
+	if err != nil {
+		return err
 	}
 	for g.Open() > 0 {
 		g.Oldest(time.Now())
 		batches++
 		partial++
-	}
-	if bad > maxListed {
-		fmt.Fprintf(stderr, "%s: ... and %d more bad rows\n", input, bad-maxListed)
 	}
 	least := time.Duration(0)
 	if batches > 1 {
@@ -77,31 +92,9 @@ func dryRun(input string, opts records.Options, f runFlags, stdout, stderr io.Wr
 // strict reads the whole input before anything is submitted; any bad row
 // aborts the run, with every bad row listed (capped).
 func strict(input string, opts records.Options, stderr io.Writer) error {
-	rd, err := records.Open(input, opts)
+	_, bad, err := checkInput(input, opts, stderr, nil)
 	if err != nil {
 		return err
-	}
-	defer rd.Close()
-	var bad int64
-	for {
-		_, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
-		var re *records.RowError
-		if errors.As(err, &re) {
-			bad++
-			if bad <= maxListed {
-				fmt.Fprintf(stderr, "%s: %v\n", input, re)
-			}
-			continue
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if bad > maxListed {
-		fmt.Fprintf(stderr, "%s: ... and %d more bad rows\n", input, bad-maxListed)
 	}
 	if bad > 0 {
 		return fmt.Errorf("--strict: %d bad rows in %s; nothing was submitted", bad, input)
