@@ -136,10 +136,12 @@ type (
 )
 
 // sink turns batcher and poller callbacks into events for the owner.
-type sink struct{ ch chan<- event }
+// Submissions have a channel of their own, which the owner serves first:
+// until their task ids are in the journal, a crash would pay for them twice.
+type sink struct{ ch, submits chan<- event }
 
 func (s sink) Submitted(items []batcher.Item, ids []string, at time.Time) {
-	s.ch <- evSubmitted{items, ids, at}
+	s.submits <- evSubmitted{items, ids, at}
 }
 func (s sink) Rejected(items []batcher.Item, reason string) { s.ch <- evRefused{items, reason} }
 func (s sink) Failed(items []batcher.Item, reason string)   { s.ch <- evFailed{items, reason} }
@@ -225,14 +227,15 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	}
 
 	api := newCounted(cfg.API)
-	events := make(chan event, 1024)
+	events, submits := make(chan event, 1024), make(chan event, 16)
+	snk := sink{events, submits}
 	o := &owner{
-		cfg: &cfg, j: j, st: st, w: w, api: api, events: events,
+		cfg: &cfg, j: j, st: st, w: w, api: api, events: events, submits: submits,
 		sum:   Summary{Input: cfg.Input, Rows: -1, Started: started, Resumed: resumed},
 		total: -1,
 	}
 	o.sum.Skipped = st.DoneCount()
-	o.p = poller.New(api, sink{events}, cfg.Poll)
+	o.p = poller.New(api, snk, cfg.Poll)
 	maxInFlight := cfg.MaxInFlight
 	if maxInFlight <= 0 {
 		maxInFlight = DefaultMaxInFlight
@@ -240,7 +243,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	// Memory grows with the tasks in flight: submitting faster than
 	// results come back only piles them up.
 	cfg.Batch.Hold = func() bool { return o.p.Len() >= maxInFlight }
-	o.b = batcher.New(api, sink{events}, cfg.Batch)
+	o.b = batcher.New(api, snk, cfg.Batch)
 
 	rctx, stopRead := context.WithCancel(context.Background())
 	bctx, stopBatch := context.WithCancel(context.Background())

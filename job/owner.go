@@ -22,14 +22,15 @@ const commitEvery = 100 * time.Millisecond
 
 // owner is the one goroutine that writes the output files and the journal.
 type owner struct {
-	cfg    *Config
-	j      *checkpoint.Journal
-	st     *checkpoint.State // live: only the owner reads it after start
-	w      *results.Writer
-	api    *counted
-	b      *batcher.Batcher
-	p      *poller.Poller
-	events chan event
+	cfg     *Config
+	j       *checkpoint.Journal
+	st      *checkpoint.State // live: only the owner reads it after start
+	w       *results.Writer
+	api     *counted
+	b       *batcher.Batcher
+	p       *poller.Poller
+	events  chan event
+	submits chan event // served before events
 
 	stopRead, stopBatch, stopPoll context.CancelFunc
 
@@ -40,7 +41,7 @@ type owner struct {
 	queued   atomic.Int64   // rows handed to the batcher and not yet back
 
 	// progress, read by the progress reporter
-	nResults, nFailed, nRejected, nSubmitted, nTotal atomic.Int64
+	nResults, nFailed, nRejected, nTotal atomic.Int64
 
 	sum      Summary
 	latency  samples
@@ -97,7 +98,23 @@ func (o *owner) loop(ctx context.Context, errs <-chan error, quiet <-chan struct
 				o.stop("--no-wait: everything is submitted")
 			}
 		}
+		// Submissions first: their task ids are paid for and must reach
+		// the journal before anything else waits.
 		select {
+		case e := <-o.submits:
+			if err := o.handle(e); err != nil && fatal == nil {
+				fatal = err
+				o.stop("error")
+			}
+			continue
+		default:
+		}
+		select {
+		case e := <-o.submits:
+			if err := o.handle(e); err != nil && fatal == nil {
+				fatal = err
+				o.stop("error")
+			}
 		case e := <-o.events:
 			if err := o.handle(e); err != nil && fatal == nil {
 				fatal = err
@@ -129,6 +146,11 @@ func (o *owner) loop(ctx context.Context, errs <-chan error, quiet <-chan struct
 			// Every producer has returned: take what they left, and end.
 			for {
 				select {
+				case e := <-o.submits:
+					if err := o.handle(e); err != nil && fatal == nil {
+						fatal = err
+					}
+					continue
 				case e := <-o.events:
 					if err := o.handle(e); err != nil && fatal == nil {
 						fatal = err
@@ -214,7 +236,6 @@ func (o *owner) handle(e event) error {
 		if time.Since(e.p.SubmittedAt) > ResultsWindow-30*time.Minute {
 			return o.lost(it, id, "results window of 24 hours passed")
 		}
-		o.nSubmitted.Add(1)
 		o.p.Add(&poller.Task{ID: id, Item: it, Submitted: e.p.SubmittedAt})
 	}
 	return nil
@@ -271,7 +292,6 @@ func (o *owner) submitted(e evSubmitted) error {
 	if err := o.j.Sync(); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	o.nSubmitted.Add(int64(len(tasks)))
 	o.p.Add(tasks...)
 	return nil
 }

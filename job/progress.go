@@ -58,7 +58,7 @@ func (p *progress) bar(w io.Writer, o *owner) {
 		}
 		done := o.nResults.Load() + o.nFailed.Load() + o.nRejected.Load()
 		bar.Describe(fmt.Sprintf("results %d, failed %d, rejected %d, in flight %d",
-			o.nResults.Load(), o.nFailed.Load(), o.nRejected.Load(), max(0, o.nSubmitted.Load()-o.nResults.Load()-o.nFailed.Load())))
+			o.nResults.Load(), o.nFailed.Load(), o.nRejected.Load(), o.p.Len()))
 		_ = bar.Set64(done)
 		select {
 		case <-p.done:
@@ -84,6 +84,6 @@ func (p *progress) log(log *slog.Logger, o *owner) {
 			"done", o.nResults.Load()+o.nFailed.Load()+o.nRejected.Load(),
 			"total", o.nTotal.Load(),
 			"results", o.nResults.Load(), "failed", o.nFailed.Load(), "rejected", o.nRejected.Load(),
-			"submitted", o.nSubmitted.Load(), "elapsed", time.Since(start).Round(time.Second))
+			"in_flight", o.p.Len(), "elapsed", time.Since(start).Round(time.Second))
 	}
 }
