@@ -2,6 +2,7 @@ package decodo
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -29,7 +30,10 @@ func skipSpace(b []byte, i int) int {
 // whether it holds escapes. It checks escapes and refuses control bytes.
 func skipString(b []byte, i int) (end int, escaped bool, err error) {
 	for i++; i < len(b); i++ {
-		// the common run of plain bytes, in a tight loop
+		// the common run of plain bytes: eight at a time, then one by one
+		for i+8 <= len(b) && plain8(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
 		for i < len(b) && b[i] >= 0x20 && b[i] != '"' && b[i] != '\\' {
 			i++
 		}
@@ -65,6 +69,23 @@ func skipString(b []byte, i int) (end int, escaped bool, err error) {
 		}
 	}
 	return 0, false, errScan
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// plain8 reports whether none of the eight bytes of x is a control byte,
+// a quote or a backslash (bit tricks: a byte below n sets its high bit in
+// x - n·ones where x's own high bit is clear).
+func plain8(x uint64) bool {
+	control := (x - 0x20*ones) & ^x & highs
+	q := x ^ ('"' * ones)
+	quote := (q - ones) & ^q & highs
+	bs := x ^ ('\\' * ones)
+	backslash := (bs - ones) & ^bs & highs
+	return control|quote|backslash == 0
 }
 
 // skipValue returns the end of the JSON value starting at b[i].

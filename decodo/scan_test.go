@@ -1,6 +1,7 @@
 package decodo
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -108,6 +109,32 @@ func TestScanSeeds(t *testing.T) {
 	for _, bad := range scanSeeds[7:] {
 		if _, err := scanResults([]byte(bad)); err == nil {
 			t.Errorf("accepted %q", bad)
+		}
+	}
+}
+
+// TestSkipStringEveryPosition proves the eight-bytes-at-a-time scan finds
+// a quote, a backslash escape or a control byte wherever it falls.
+func TestSkipStringEveryPosition(t *testing.T) {
+	t.Parallel()
+	for n := 0; n < 20; n++ {
+		pad := string(bytes.Repeat([]byte("aé"), n))
+		for _, tt := range []struct {
+			body string
+			ok   bool
+		}{
+			{pad + `x`, true},
+			{pad + `\"x`, true},
+			{pad + `\n`, true},
+			{pad + "\x01", false},
+			{pad + "\x1f" + pad, false},
+			{pad + `\q`, false},
+		} {
+			b := []byte(`"` + tt.body + `" `)
+			end, _, err := skipString(b, 0)
+			if (err == nil) != tt.ok || (tt.ok && end != len(b)-1) {
+				t.Errorf("%q: end %d err %v, want ok %v", b, end, err, tt.ok)
+			}
 		}
 	}
 }
