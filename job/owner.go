@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/decodo-batch/decodo-batch/batcher"
-	"github.com/decodo-batch/decodo-batch/decodo"
 	"github.com/decodo-batch/decodo-batch/io/checkpoint"
 	"github.com/decodo-batch/decodo-batch/io/results"
 	"github.com/decodo-batch/decodo-batch/poller"
@@ -401,9 +400,6 @@ func (o *owner) finish(err error) (*Summary, error) {
 	if werr := results.WriteSummary(o.cfg.Out, s); werr != nil && err == nil {
 		err = werr
 		s.ExitCode = 1
-	}
-	if errors.Is(err, decodo.ErrAuth) {
-		s.TokenRefused = true
 	}
 	return s, err
 }

@@ -121,7 +121,6 @@ type Summary struct {
 	WaitP95      float64          `json:"wait_after_done_p95_seconds"`
 	Stopped      string           `json:"stopped,omitempty"` // why the run stopped before the end
 	ExitCode     int              `json:"exit_code"`
-	TokenRefused bool             `json:"-"`
 }
 
 // samples keeps durations for quantiles, decimating beyond a bound so

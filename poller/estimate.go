@@ -111,13 +111,6 @@ func (e *Estimator) Trained() bool {
 	return e.total >= int64(e.MinCount)
 }
 
-// Count returns the number of completions observed.
-func (e *Estimator) Count() int64 {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.total
-}
-
 // refresh rebuilds the survival cache after enough updates.
 func (e *Estimator) refresh() {
 	if e.built && e.changes < max(64, e.total/50) {
