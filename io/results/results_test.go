@@ -1,0 +1,135 @@
+package results
+
+import (
+	"bufio"
+	"compress/gzip"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func readJSONL(t *testing.T, path string, gz bool) []map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var r interface{ Read([]byte) (int, error) } = f
+	if gz {
+		zr, err := gzip.NewReader(f) // multistream: one member per commit
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = zr
+	}
+	var out []map[string]any
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("%s: invalid line %q: %v", path, sc.Text(), err)
+		}
+		out = append(out, m)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestLinesRoundTrip proves every line is valid JSON carrying the fields of
+// design.md, whatever the strings hold (quotes, control bytes, invalid
+// UTF-8, U+2028), and raw content is kept as sent.
+func TestLinesRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, compress := range []bool{false, true} {
+		dir := t.TempDir()
+		w, err := Open(dir, compress, Offsets{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		odd := "a\"b\\c\n\t\x01\xff\u2028é<>&"
+		at := time.Date(2026, 3, 4, 11, 51, 9, 0, time.UTC)
+		must(t, w.Result(&Result{Row: Row{Row: 1, Line: 2, ID: odd, Target: "universal", URL: "https://x/" + odd},
+			TaskID: "7434928397127555073", StatusCode: 404, Pages: []json.RawMessage{json.RawMessage(`"<html>"`)}, Attempts: 2, FetchedAt: at}))
+		must(t, w.Result(&Result{Row: Row{Row: 2, Line: 3, Target: "google_search", Query: "q"},
+			TaskID: "1", StatusCode: 200, Pages: []json.RawMessage{json.RawMessage(`{"a":1}`), json.RawMessage(`"p2"`)}, Attempts: 1, FetchedAt: at}))
+		must(t, w.Failed(&Failure{Row: Row{Row: 3, Line: 4, Target: "universal", URL: "https://y"}, TaskID: "9", Error: odd, Attempts: 3}))
+		must(t, w.Reject(&Reject{Row: 4, Line: 5, Error: "bad", Input: odd}))
+		if _, err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		must(t, w.Close())
+		ext := ""
+		if compress {
+			ext = ".gz"
+		}
+		res := readJSONL(t, filepath.Join(dir, ResultsFile+ext), compress)
+		if len(res) != 2 || res[0]["id"] != strings.ToValidUTF8(odd, "\ufffd") || res[0]["status_code"] != 404.0 ||
+			res[0]["content"] != "<html>" || res[0]["task_id"] != "7434928397127555073" || res[0]["fetched_at"] != "2026-03-04T11:51:09Z" {
+			t.Fatalf("results: %v", res)
+		}
+		if pages, ok := res[1]["content"].([]any); !ok || len(pages) != 2 || res[1]["query"] != "q" || res[1]["url"] != nil {
+			t.Errorf("multi-page result: %v", res[1])
+		}
+		if f := readJSONL(t, filepath.Join(dir, FailedFile+ext), compress); len(f) != 1 || f[0]["attempts"] != 3.0 {
+			t.Errorf("failed: %v", f)
+		}
+		if r := readJSONL(t, filepath.Join(dir, RejectsFile+ext), compress); len(r) != 1 || r[0]["line"] != 5.0 || r[0]["input"] == "" {
+			t.Errorf("rejects: %v", r)
+		}
+	}
+}
+
+// TestOpenCutsBack proves a resume cuts each file back to the offsets the
+// checkpoint vouches for (lines written after the last commit go), and
+// refuses a file shorter than them; a compressed file stays readable.
+func TestOpenCutsBack(t *testing.T) {
+	t.Parallel()
+	for _, compress := range []bool{false, true} {
+		dir := t.TempDir()
+		w, _ := Open(dir, compress, Offsets{})
+		must(t, w.Reject(&Reject{Row: 1, Line: 1, Error: "kept"}))
+		off, err := w.Commit()
+		if err != nil {
+			t.Fatal(err)
+		}
+		must(t, w.Reject(&Reject{Row: 2, Line: 2, Error: "not vouched for"}))
+		if _, err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+
+		w, err = Open(dir, compress, off)
+		if err != nil {
+			t.Fatal(err)
+		}
+		must(t, w.Reject(&Reject{Row: 2, Line: 2, Error: "again"}))
+		if _, err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		name := RejectsFile
+		if compress {
+			name += ".gz"
+		}
+		lines := readJSONL(t, filepath.Join(dir, name), compress)
+		if len(lines) != 2 || lines[0]["error"] != "kept" || lines[1]["error"] != "again" {
+			t.Fatalf("compress %v: %v", compress, lines)
+		}
+		if _, err := Open(dir, compress, Offsets{Rejects: 1 << 20}); err == nil || !strings.Contains(err.Error(), "shorter") {
+			t.Errorf("a file shorter than the checkpoint says: %v", err)
+		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
