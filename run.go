@@ -144,6 +144,14 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if err := strict(input, ropts, stderr); err != nil {
 			return err
 		}
+	} else if input != "-" {
+		// Options the input cannot be read with (a txt input with a query
+		// target, an unknown format) fail here, before any output exists.
+		rd, err := records.Open(input, ropts)
+		if err != nil {
+			return err
+		}
+		rd.Close()
 	}
 
 	if path := os.Getenv("DECODO_BATCH_CPUPROFILE"); path != "" {
@@ -179,7 +187,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if errors.As(err, &locked) {
 		return fmt.Errorf("%w (output %s)", err, f.out)
 	}
-	if sum != nil && !f.quiet {
+	if sum != nil && !f.quiet && (err == nil || sum.Results+sum.Failed+sum.Rejected+sum.Pending > 0) {
 		printSummary(stderr, sum, f.out)
 	}
 	if err != nil {
