@@ -1,6 +1,8 @@
 package records
 
 import (
+	"github.com/decodo-batch/decodo-batch/io/jsonstr"
+
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -10,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 )
 
 // Params is a canonical JSON object of task parameters: keys sorted, values
@@ -141,7 +142,7 @@ func appendParams(dst []byte, row, def *paramSet) []byte {
 		if s.raw {
 			dst = append(dst, s.s...)
 		} else {
-			dst = appendJSONString(dst, s.s)
+			dst = jsonstr.Append(dst, s.s)
 		}
 	}
 	return append(dst, '}')
@@ -178,7 +179,7 @@ func ParseParam(kv string) (Params, error) {
 		return "", fmt.Errorf("param %s", reason)
 	}
 	if !s.raw {
-		s = slot{s: string(appendJSONString(nil, s.s)), raw: true}
+		s = slot{s: string(jsonstr.Append(nil, s.s)), raw: true}
 	}
 	return Params("{" + sp.prefix + s.s + "}"), nil
 }
@@ -241,7 +242,7 @@ func (p Params) Merge(over Params) Params {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendJSONString(buf, k)
+		buf = jsonstr.Append(buf, k)
 		buf = append(buf, ':')
 		buf = append(buf, m[k]...)
 	}
@@ -295,7 +296,7 @@ func defaultsSet(p Params) (paramSet, error) {
 		}
 		if s.raw || s.s != "" {
 			if !s.raw {
-				s = slot{s: string(appendJSONString(nil, s.s)), raw: true}
+				s = slot{s: string(jsonstr.Append(nil, s.s)), raw: true}
 			}
 			ps.put(i, s)
 		}
@@ -475,7 +476,7 @@ func isBase64(s string) bool {
 }
 
 // canonicalJSON returns the JSON text b compacted, with object keys sorted
-// and strings written as appendJSONString writes them, so that equal values
+// and strings written as jsonstr.Append writes them, so that equal values
 // give equal text. Numbers keep their text.
 func canonicalJSON(b []byte) (string, error) {
 	d := json.NewDecoder(bytes.NewReader(b))
@@ -499,7 +500,7 @@ func appendCanonical(dst []byte, v any) []byte {
 	case json.Number:
 		return append(dst, v...)
 	case string:
-		return appendJSONString(dst, v)
+		return jsonstr.Append(dst, v)
 	case []any:
 		dst = append(dst, '[')
 		for i, e := range v {
@@ -520,66 +521,13 @@ func appendCanonical(dst []byte, v any) []byte {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendJSONString(dst, k)
+			dst = jsonstr.Append(dst, k)
 			dst = append(dst, ':')
 			dst = appendCanonical(dst, v[k])
 		}
 		return append(dst, '}')
 	}
 	panic(fmt.Sprintf("records: unexpected JSON value %T", v))
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string, escaping what encoding/json
-// escapes except <, > and & (the text is data, never HTML). Invalid UTF-8
-// becomes U+FFFD, as encoding/json does.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
 
 // isJSONNumber reports whether s is a JSON number.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/decodo-batch/decodo-batch/io/jsonstr"
 )
 
 func TestParseParam(t *testing.T) {
@@ -150,7 +152,7 @@ func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
 	t.Parallel()
 	for _, s := range []string{"", "plain", "q\"b\\", "\n\r\t\x00\x1f\x7f", "<&>", "é😀", "\u2028\u2029", "bad\xffutf8"} {
 		var back string
-		if err := json.Unmarshal(appendJSONString(nil, s), &back); err != nil {
+		if err := json.Unmarshal(jsonstr.Append(nil, s), &back); err != nil {
 			t.Errorf("%q: %v", s, err)
 			continue
 		}

@@ -8,6 +8,8 @@
 package results
 
 import (
+	"github.com/decodo-batch/decodo-batch/io/jsonstr"
+
 	"bufio"
 	"compress/gzip"
 	"encoding/json"
@@ -16,7 +18,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
-	"unicode/utf8"
 )
 
 // File names in the output directory, before ".gz".
@@ -165,7 +166,7 @@ func (w *Writer) write(i int, line []byte) error {
 func (w *Writer) Result(r *Result) error {
 	b := appendRow(w.line[:0], &r.Row)
 	b = append(b, `,"task_id":`...)
-	b = appendString(b, r.TaskID)
+	b = jsonstr.Append(b, r.TaskID)
 	b = append(b, `,"status_code":`...)
 	b = strconv.AppendInt(b, int64(r.StatusCode), 10)
 	b = append(b, `,"content":`...)
@@ -198,10 +199,10 @@ func (w *Writer) Failed(f *Failure) error {
 	b := appendRow(w.line[:0], &f.Row)
 	if f.TaskID != "" {
 		b = append(b, `,"task_id":`...)
-		b = appendString(b, f.TaskID)
+		b = jsonstr.Append(b, f.TaskID)
 	}
 	b = append(b, `,"error":`...)
-	b = appendString(b, f.Error)
+	b = jsonstr.Append(b, f.Error)
 	b = append(b, `,"attempts":`...)
 	b = strconv.AppendInt(b, int64(f.Attempts), 10)
 	b = append(b, "}\n"...)
@@ -216,9 +217,9 @@ func (w *Writer) Reject(r *Reject) error {
 	b = append(b, `,"line":`...)
 	b = strconv.AppendInt(b, r.Line, 10)
 	b = append(b, `,"error":`...)
-	b = appendString(b, r.Error)
+	b = jsonstr.Append(b, r.Error)
 	b = append(b, `,"input":`...)
-	b = appendString(b, r.Input)
+	b = jsonstr.Append(b, r.Input)
 	b = append(b, "}\n"...)
 	w.line = b
 	return w.write(2, b)
@@ -231,16 +232,16 @@ func appendRow(b []byte, r *Row) []byte {
 	b = strconv.AppendInt(b, r.Line, 10)
 	if r.ID != "" {
 		b = append(b, `,"id":`...)
-		b = appendString(b, r.ID)
+		b = jsonstr.Append(b, r.ID)
 	}
 	b = append(b, `,"target":`...)
-	b = appendString(b, r.Target)
+	b = jsonstr.Append(b, r.Target)
 	if r.Query != "" {
 		b = append(b, `,"query":`...)
-		b = appendString(b, r.Query)
+		b = jsonstr.Append(b, r.Query)
 	} else {
 		b = append(b, `,"url":`...)
-		b = appendString(b, r.URL)
+		b = jsonstr.Append(b, r.URL)
 	}
 	return b
 }
@@ -320,48 +321,4 @@ func WriteSummary(dir string, v any) error {
 		return fmt.Errorf("write summary: %w", err)
 	}
 	return nil
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
