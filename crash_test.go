@@ -11,23 +11,44 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/decodo-batch/decodo-batch/decodo/sandbox"
 )
 
+var (
+	binOnce sync.Once
+	binDir  string
+	binErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
 // buildBinary builds decodo-batch once for the tests that run it as a
 // separate process.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "decodo-batch")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("go build: %v", err)
+	binOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "decodo-batch-test"); binErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, "decodo-batch"), ".")
+		cmd.Stderr = os.Stderr
+		binErr = cmd.Run()
+	})
+	if binErr != nil {
+		t.Fatalf("go build: %v", binErr)
 	}
-	return bin
+	return filepath.Join(binDir, "decodo-batch")
 }
 
 // rowsIn maps each row of the three output files to its file, failing on
@@ -173,4 +194,54 @@ func killAndResume(t *testing.T, bin string, seed uint64) {
 	st := sb.Stats()
 	t.Logf("seed %d: %d SIGKILLs; API created %d tasks for %d good rows (faults resubmitted: %d faulted)",
 		seed, kills, st.TasksCreated, rows-len(bad), st.TasksFaulted)
+}
+
+// TestSignalStopsCleanly proves SIGTERM and SIGHUP stop a run with exit 75
+// after finishing what is in flight, and the same command then finishes
+// the job with every row exactly once and no task submitted twice.
+func TestSignalStopsCleanly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and signals the binary; skipped with -short")
+	}
+	bin := buildBinary(t)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			sb := sandbox.New(sandbox.Config{Tokens: []string{"c2lnOnRlc3Q="}, BatchInterval: 40 * time.Millisecond,
+				Delay: sandbox.Delay{Kind: sandbox.Uniform, Min: 100 * time.Millisecond, Max: 800 * time.Millisecond}})
+			srv := httptest.NewServer(sb)
+			t.Cleanup(srv.Close)
+			dir := t.TempDir()
+			in := filepath.Join(dir, "in.txt")
+			var b strings.Builder
+			for i := 1; i <= 2000; i++ {
+				fmt.Fprintf(&b, "https://example.com/s/%d\n", i)
+			}
+			os.WriteFile(in, []byte(b.String()), 0o644)
+			out := filepath.Join(dir, "out")
+			args := []string{"run", "--endpoint", srv.URL, "--batch-size", "100", "--batch-interval", "50ms", "--progress", "none", "-q", in, "-o", out}
+			cmd := exec.Command(bin, args...)
+			cmd.Env = append(os.Environ(), "DECODO_TOKEN=c2lnOnRlc3Q=")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(400 * time.Millisecond)
+			cmd.Process.Signal(sig)
+			err := cmd.Wait()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != exitStopped {
+				t.Fatalf("after %v: %v, want exit 75", sig, err)
+			}
+			cmd = exec.Command(bin, args...)
+			cmd.Env = append(os.Environ(), "DECODO_TOKEN=c2lnOnRlc3Q=")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("second run: %v: %s", err, out)
+			}
+			if seen := rowsIn(t, out); len(seen) != 2000 {
+				t.Fatalf("%d rows in the outputs, want 2000", len(seen))
+			}
+			if n := sb.Stats().TasksCreated; n != 2000 {
+				t.Errorf("the API created %d tasks for 2000 rows", n)
+			}
+		})
+	}
 }
