@@ -198,15 +198,20 @@ func TestRunWholePath(t *testing.T) {
 			t.Errorf("row %d: reason %q does not say both url and query", row, reason)
 		}
 	}
+	// Paced sends arrive at least 20ms apart; the sandbox refuses closer
+	// than 10ms. A gap under 10ms takes a scheduling stall of over 10ms
+	// (seen under -race on 2 busy cores); without pacing nearly every gap
+	// would be.
 	st := sb.Stats()
+	short := 0
 	for i := 1; i < len(st.BatchTimes); i++ {
-		if gap := st.BatchTimes[i].Sub(st.BatchTimes[i-1]); gap < 10*time.Millisecond {
-			t.Errorf("batches %d and %d arrived %v apart, under the 20ms interval (less jitter)", i-1, i, gap)
+		if st.BatchTimes[i].Sub(st.BatchTimes[i-1]) < 10*time.Millisecond {
+			short++
 		}
 	}
-	// Paced sends arrive at least 20ms apart, twice the sandbox's 10ms, so
-	// a 429 takes a scheduling stall of over 10ms (seen under -race on 2
-	// busy cores); without pacing nearly every batch would get one.
+	if short*4 > len(st.BatchTimes) {
+		t.Errorf("%d of %d batch arrivals closer than 10ms", short, len(st.BatchTimes))
+	}
 	if sum.RateLimited*4 > sum.Batches {
 		t.Errorf("%d 429s for %d batches with pacing on", sum.RateLimited, sum.Batches)
 	}
@@ -415,7 +420,8 @@ func TestRunMaxRuntime(t *testing.T) {
 	if !errors.Is(err, ErrStopped) || sum.Stopped != "--max-runtime reached" {
 		t.Fatalf("err %v, stopped %q", err, sum.Stopped)
 	}
-	if d := time.Since(start); d > 3*time.Second {
+	// The deadline is the feature: a run that ignored it would take 15s.
+	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("--max-runtime 1s took %v to stop", d)
 	}
 	cfg.MaxRuntime = 0

@@ -288,7 +288,7 @@ func TestPollerRateLimitPauses(t *testing.T) {
 		}
 		// Requests already under way when the 429 came may land at once;
 		// none may start during the pause.
-		if d := time.Duration(time.Now().UnixNano() - limitedAt.Load()); d > 20*time.Millisecond && d < 190*time.Millisecond {
+		if d := time.Duration(time.Now().UnixNano() - limitedAt.Load()); d > 60*time.Millisecond && d < 190*time.Millisecond {
 			after.Add(1)
 		}
 		return nil
