@@ -50,8 +50,12 @@ type Config struct {
 	MaxOpen  int           // open groups at most [64]
 	MaxItems int           // items waiting in groups at most [4×Size]
 	MaxAge   time.Duration // a partly filled group waits at most this long [30s]
-	InFlight int           // batch requests in flight at once [4]
-	Attempts int           // tries of a batch on 5xx or network errors [5]
+	// FillWait: when a slot is free and no batch is full, the oldest group
+	// goes out partly filled once it has waited this long for more rows
+	// (at once after the input ended) [min(Interval, 200ms)].
+	FillWait time.Duration
+	InFlight int // batch requests in flight at once [4]
+	Attempts int // tries of a batch on 5xx or network errors [5]
 	Backoff  decodo.Backoff
 	Log      *slog.Logger
 	// Hold, when set and true, keeps the next batch back (the caller has
@@ -107,6 +111,9 @@ func New(api Submitter, sink Sink, cfg Config) *Batcher {
 	}
 	if cfg.InFlight <= 0 {
 		cfg.InFlight = 4
+	}
+	if cfg.FillWait <= 0 {
+		cfg.FillWait = min(cfg.Interval, 200*time.Millisecond)
 	}
 	if cfg.Attempts <= 0 {
 		cfg.Attempts = 5
@@ -178,7 +185,7 @@ func (b *Batcher) group(ctx context.Context, in <-chan Item, want <-chan struct{
 			} else if gr.Open() > 0 {
 				notBefore := time.Now()
 				if !ended {
-					notBefore = notBefore.Add(-min(b.cfg.Interval, 200*time.Millisecond))
+					notBefore = notBefore.Add(-b.cfg.FillWait)
 				}
 				next = gr.Oldest(notBefore)
 			}

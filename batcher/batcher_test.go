@@ -122,6 +122,11 @@ func runBatcher(t *testing.T, api Submitter, cfg Config, items []Item) (*recSink
 	if cfg.Interval == 0 {
 		cfg.Interval = 5 * time.Millisecond
 	}
+	if cfg.FillWait == 0 {
+		// Batches fill up however slowly a busy machine feeds them, so
+		// request counts are exact; the end of the input flushes the rest.
+		cfg.FillWait = time.Minute
+	}
 	b := New(api, sink, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -247,7 +252,9 @@ func TestBisection(t *testing.T) {
 				}
 				return ""
 			})
-			sink, _, err := runBatcher(t, api, Config{Size: 3000, Interval: 50 * time.Millisecond}, items)
+			// FillWait: the first slot waits for the full batch, however
+			// slowly a busy machine feeds it.
+			sink, _, err := runBatcher(t, api, Config{Size: 3000, Interval: 20 * time.Millisecond, FillWait: time.Minute}, items)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -294,10 +301,9 @@ func TestRefusedWhole(t *testing.T) {
 	api := &fakeAPI{respond: func(int, decodo.BatchRequest) error {
 		return &decodo.Error{StatusCode: 400, Message: "unknown target"}
 	}}
-	// An interval long enough that the first slot waits for the full
-	// batch (a partial group is offered after min(interval, 200ms)), even
-	// under -race on a busy machine.
-	sink, _, err := runBatcher(t, api, Config{Size: 3000, Interval: 200 * time.Millisecond}, urlItems(3000, nil))
+	// FillWait: the first slot waits for the full batch, however slowly a
+	// busy machine feeds it.
+	sink, _, err := runBatcher(t, api, Config{Size: 3000, Interval: 20 * time.Millisecond, FillWait: time.Minute}, urlItems(3000, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
