@@ -66,7 +66,6 @@ type Config struct {
 // Stats counts what the batcher did.
 type Stats struct {
 	Batches     atomic.Int64 // accepted submissions
-	Requests    atomic.Int64 // POSTs sent
 	Retried     atomic.Int64 // POSTs sent again after 429, 5xx or a network error
 	RateLimited atomic.Int64 // 429 answers
 	Splits      atomic.Int64 // refused batches split
@@ -407,7 +406,6 @@ func (b *Batcher) send(ctx context.Context, key Key, items []Item) error {
 		if err != nil {
 			return err
 		}
-		b.Stats.Requests.Add(1)
 		tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: release})
 		resp, err := b.api.SubmitBatch(tctx, req)
 		release() // if the headers were never written (a fake, a dial error)

@@ -254,9 +254,12 @@ func TestBisection(t *testing.T) {
 			})
 			// FillWait: the first slot waits for the full batch, however
 			// slowly a busy machine feeds it.
-			sink, _, err := runBatcher(t, api, Config{Size: 3000, Interval: 20 * time.Millisecond, FillWait: time.Minute}, items)
+			sink, b, err := runBatcher(t, api, Config{Size: 3000, Interval: 20 * time.Millisecond, FillWait: time.Minute}, items)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if b.Stats.Splits.Load() == 0 {
+				t.Error("no split counted: an unnamed refusal is found by splitting")
 			}
 			if len(sink.rejected) != len(tt.bad) || len(sink.submitted) != tt.n-len(tt.bad) {
 				t.Fatalf("%d rejected, %d submitted; want %d, %d", len(sink.rejected), len(sink.submitted), len(tt.bad), tt.n-len(tt.bad))

@@ -282,6 +282,10 @@ func TestRunBisection(t *testing.T) {
 	if sum.Results != 2999 || sum.Rejected != 1 {
 		t.Fatalf("%d results, %d rejected; want 2999, 1", sum.Results, sum.Rejected)
 	}
+	// The sandbox names the refused item, so it is taken out without a split.
+	if sum.Splits != 0 {
+		t.Errorf("%d batches split, though the API named the refused item", sum.Splits)
+	}
 	rej := readLines(t, filepath.Join(cfg.Out, "rejects.jsonl"))
 	if rej[0]["row"].(float64) != 1234 || !strings.Contains(rej[0]["error"].(string), "refused by the API") {
 		t.Fatalf("reject: %v", rej[0])

@@ -87,7 +87,15 @@ func (o *owner) loop(ctx context.Context, errs <-chan error, quiet <-chan struct
 		submitEnd = time.After(o.cfg.MaxRuntime - margin)
 		deadline = time.After(o.cfg.MaxRuntime - min(o.cfg.MaxRuntime/20, time.Second))
 	}
+	// fail keeps the first fatal error and stops the run (stop is
+	// idempotent, so the drain after quiet may call it too).
 	var fatal error
+	fail := func(err error) {
+		if err != nil && fatal == nil && !errors.Is(err, context.Canceled) {
+			fatal = err
+			o.stop("error")
+		}
+	}
 	sigs := ctx.Done()
 	for {
 		if o.stopping == "" && fatal == nil {
@@ -101,34 +109,19 @@ func (o *owner) loop(ctx context.Context, errs <-chan error, quiet <-chan struct
 		// the journal before anything else waits.
 		select {
 		case e := <-o.submits:
-			if err := o.handle(e); err != nil && fatal == nil {
-				fatal = err
-				o.stop("error")
-			}
+			fail(o.handle(e))
 			continue
 		default:
 		}
 		select {
 		case e := <-o.submits:
-			if err := o.handle(e); err != nil && fatal == nil {
-				fatal = err
-				o.stop("error")
-			}
+			fail(o.handle(e))
 		case e := <-o.events:
-			if err := o.handle(e); err != nil && fatal == nil {
-				fatal = err
-				o.stop("error")
-			}
+			fail(o.handle(e))
 		case <-tick.C:
-			if err := o.commit(); err != nil && fatal == nil {
-				fatal = err
-				o.stop("error")
-			}
+			fail(o.commit())
 		case err := <-errs:
-			if err != nil && fatal == nil && !errors.Is(err, context.Canceled) {
-				fatal = err
-				o.stop("error")
-			}
+			fail(err)
 		case <-sigs:
 			sigs = nil
 			o.stop("interrupted")
@@ -143,30 +136,19 @@ func (o *owner) loop(ctx context.Context, errs <-chan error, quiet <-chan struct
 			o.stop("--max-runtime reached")
 		case <-quiet:
 			// Every producer has returned: take what they left, and end.
-			for {
+			for drained := false; !drained; {
 				select {
 				case e := <-o.submits:
-					if err := o.handle(e); err != nil && fatal == nil {
-						fatal = err
-					}
-					continue
+					fail(o.handle(e))
 				case e := <-o.events:
-					if err := o.handle(e); err != nil && fatal == nil {
-						fatal = err
-					}
-					continue
+					fail(o.handle(e))
 				case err := <-errs:
-					if err != nil && fatal == nil && !errors.Is(err, context.Canceled) {
-						fatal = err
-					}
-					continue
+					fail(err)
 				default:
+					drained = true
 				}
-				break
 			}
-			if err := o.commit(); err != nil && fatal == nil {
-				fatal = err
-			}
+			fail(o.commit())
 			return fatal
 		}
 	}
@@ -360,6 +342,7 @@ func (o *owner) finish(err error) (*Summary, error) {
 	s.Pending = int64(st.PendingCount())
 	s.Batches = o.b.Stats.Batches.Load()
 	s.Retried = o.b.Stats.Retried.Load()
+	s.Splits = o.b.Stats.Splits.Load()
 	s.RateLimited = o.b.Stats.RateLimited.Load() + o.p.Stats.RateLimited.Load()
 	s.Requests = o.api.snapshot()
 	o.api.mu.Lock()

@@ -105,7 +105,8 @@ type Summary struct {
 	Batches      int64            `json:"batches"`
 	Resubmitted  int64            `json:"resubmitted"` // rows submitted again after a fault or expiry
 	Retried      int64            `json:"submissions_retried"`
-	RateLimited  int64            `json:"rate_limited"` // 429 answers, all endpoints
+	Splits       int64            `json:"batches_split"` // refused batches split to find the refused items
+	RateLimited  int64            `json:"rate_limited"`  // 429 answers, all endpoints
 	Requests     map[string]int64 `json:"requests"`
 	GetsPerTask  float64          `json:"gets_per_task"`
 	Started      time.Time        `json:"started"`

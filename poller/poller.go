@@ -71,7 +71,7 @@ type Config struct {
 // Stats counts the poller's requests.
 type Stats struct {
 	ResultGets, StatusGets atomic.Int64
-	RateLimited, Errors    atomic.Int64
+	RateLimited            atomic.Int64
 }
 
 // Poller schedules and performs the looks. Add tasks at any time; Run
@@ -306,7 +306,6 @@ func (p *Poller) failed(ctx context.Context, t *Task, err error) error {
 			t.status = true
 		}
 	}
-	p.Stats.Errors.Add(1)
 	t.errs++
 	if t.errs >= p.cfg.MaxErrors {
 		p.Est.Forget(t.last)

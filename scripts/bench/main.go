@@ -46,6 +46,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/decodo-batch/decodo-batch/decodo"
 	"github.com/decodo-batch/decodo-batch/decodo/sandbox"
 )
 
@@ -732,7 +733,7 @@ func (b *baseline) submit(ctx context.Context) error {
 		var tasks []apiTask
 		for attempt := 1; ; attempt++ {
 			if !last.IsZero() {
-				if err := sleep(ctx, time.Until(last.Add(b.interval))); err != nil {
+				if err := decodo.Sleep(ctx, time.Until(last.Add(b.interval))); err != nil {
 					return err
 				}
 			}
@@ -751,7 +752,7 @@ func (b *baseline) submit(ctx context.Context) error {
 				}
 				retry = time.Second
 			}
-			if err := sleep(ctx, retry); err != nil {
+			if err := decodo.Sleep(ctx, retry); err != nil {
 				return err
 			}
 		}
@@ -979,20 +980,6 @@ func (b *baseline) finish(ctx context.Context, line []byte) {
 	}
 	if b.left.Add(-1) == 0 {
 		close(b.finished)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 
