@@ -27,8 +27,10 @@ var ErrAuth = errors.New("the API refused the token (401/403): check DECODO_TOKE
 // concurrent use.
 type Client struct {
 	http *http.Client
+	h1   *h1    // the GETs, when no proxy applies; nil: all through http
 	base string // without a trailing slash
 	auth string // "Basic <token>"
+	path string // the endpoint's path, before each request's (h1)
 	ua   string
 }
 
@@ -66,12 +68,33 @@ func New(endpoint, token string, cfg Config) (*Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns = cfg.Conns + 8
 	tr.MaxIdleConnsPerHost = cfg.Conns + 8
-	return &Client{
+	c := &Client{
 		http: &http.Client{Transport: tr, Timeout: cfg.Timeout},
 		base: strings.TrimRight(u.String(), "/"),
 		auth: "Basic " + token,
 		ua:   "decodo-batch/" + cfg.Version,
-	}, nil
+	}
+	if proxy, err := tr.Proxy(&http.Request{URL: u}); err == nil && proxy == nil {
+		port := u.Port()
+		if port == "" {
+			port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+		}
+		c.h1 = newH1(u.Scheme, u.Hostname(), port, tr.TLSClientConfig, [][2]string{
+			{"Authorization", c.auth},
+			{"Accept", "application/json"},
+			{"User-Agent", c.ua},
+		}, cfg.Timeout, cfg.Conns+8)
+		c.path = strings.TrimRight(u.EscapedPath(), "/")
+	}
+	return c, nil
+}
+
+// CloseIdleConnections closes the connections kept for later requests.
+func (c *Client) CloseIdleConnections() {
+	c.http.CloseIdleConnections()
+	if c.h1 != nil {
+		c.h1.closeIdle()
+	}
 }
 
 func loopback(host string) bool {
@@ -141,6 +164,9 @@ func (c *Client) Results(ctx context.Context, id string) (results []Result, read
 // do sends one request and hands a 2xx body to decode. A 204 is not
 // decoded.
 func (c *Client) do(ctx context.Context, method, path, op string, body []byte, decode func([]byte) error) (int, error) {
+	if method == http.MethodGet && c.h1 != nil {
+		return c.get(ctx, path, op, decode)
+	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -166,7 +192,8 @@ func (c *Client) do(ctx context.Context, method, path, op string, body []byte, d
 		return resp.StatusCode, nil
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return resp.StatusCode, readError(resp, op)
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return resp.StatusCode, answerError(op, resp.StatusCode, resp.Header.Get("Retry-After"), data)
 	}
 	buf := bodyPool.Get().(*bytes.Buffer)
 	defer bodyPool.Put(buf)
@@ -185,16 +212,41 @@ func (c *Client) do(ctx context.Context, method, path, op string, body []byte, d
 	return resp.StatusCode, nil
 }
 
+// get is do for a GET, through c.h1.
+func (c *Client) get(ctx context.Context, path, op string, decode func([]byte) error) (int, error) {
+	buf := bodyPool.Get().(*bytes.Buffer)
+	defer bodyPool.Put(buf)
+	status, retryAfter, err := c.h1.get(ctx, c.path+path, buf)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", op, err)
+	}
+	switch {
+	case status == http.StatusNoContent:
+		return status, nil
+	case status < 200 || status > 299:
+		data := buf.Bytes()
+		if len(data) > 1<<20 {
+			data = data[:1<<20]
+		}
+		return status, answerError(op, status, retryAfter, data)
+	}
+	if err := decode(buf.Bytes()); err != nil {
+		return status, fmt.Errorf("%s: decode answer: %w", op, err)
+	}
+	return status, nil
+}
+
 // bodyPool holds answer buffers: results come by the thousand a second.
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-func readError(resp *http.Response, op string) *Error {
+// answerError makes the [*Error] of a non-2xx answer from its status, its
+// Retry-After header and (the start of) its body.
+func answerError(op string, status int, retryAfter string, data []byte) *Error {
 	e := &Error{
-		StatusCode: resp.StatusCode,
+		StatusCode: status,
 		Op:         op,
-		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		RetryAfter: parseRetryAfter(retryAfter, time.Now()),
 	}
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	var v struct {
 		Status  string            `json:"status"`
 		Message string            `json:"message"`
@@ -211,7 +263,7 @@ func readError(resp *http.Response, op string) *Error {
 		}
 	}
 	if e.Message == "" {
-		e.Message = http.StatusText(resp.StatusCode)
+		e.Message = http.StatusText(status)
 	}
 	return e
 }

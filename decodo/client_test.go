@@ -139,7 +139,7 @@ func serve(t *testing.T, handler http.Handler, token string) (*Client, *recorder
 		t.Fatalf("New(%q): %v", ts.URL, err)
 	}
 	t.Cleanup(func() {
-		c.http.CloseIdleConnections()
+		c.CloseIdleConnections()
 		ts.Close()
 	})
 	return c, rec
@@ -368,7 +368,7 @@ func TestEndpointWithTrailingSlashGivesCleanPaths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(c.http.CloseIdleConnections)
+	t.Cleanup(c.CloseIdleConnections)
 	if _, err := c.Task(context.Background(), "7434928397127555073"); !apiError(t, err).Gone() {
 		t.Fatalf("Task of an unknown id: %v, want 404", err)
 	}

@@ -262,6 +262,20 @@ var (
 // folded refuses a key that encoding/json would match to one of keys by
 // its case-insensitive rule: such answers take the slow path.
 func folded(key []byte, keys []string) error {
+	// Folding maps ASCII letters to one case and a few other runes (K, ſ)
+	// to ASCII letters. A key of ASCII without capitals folds onto one of
+	// these lowercase keys only by being equal to it, which the caller's
+	// switch has already ruled out.
+	plain := true
+	for _, c := range key {
+		if c >= 0x80 || ('A' <= c && c <= 'Z') {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return nil
+	}
 	for _, k := range keys {
 		if bytes.EqualFold(key, []byte(k)) {
 			return errScan

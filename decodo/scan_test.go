@@ -3,8 +3,15 @@ package decodo
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"testing"
+	"time"
+
+	"github.com/decodo-batch/decodo-batch/decodo/sandbox"
 )
 
 // slowBatch and slowResults decode with encoding/json only: the reference
@@ -137,4 +144,66 @@ func TestSkipStringEveryPosition(t *testing.T) {
 			}
 		}
 	}
+}
+
+// sandboxAnswers returns a 3000-task batch answer and a results answer as
+// the sandbox sends them.
+func sandboxAnswers(b *testing.B) (batch, results []byte) {
+	b.Helper()
+	srv := httptest.NewServer(sandbox.New(sandbox.Config{BatchInterval: -1}))
+	b.Cleanup(srv.Close)
+	var req bytes.Buffer
+	req.WriteString(`{"target":"universal","url":[`)
+	for i := range 3000 {
+		if i > 0 {
+			req.WriteByte(',')
+		}
+		fmt.Fprintf(&req, `"https://example.com/p/%d"`, i)
+	}
+	req.WriteString(`]}`)
+	get := func(method, path string, body io.Reader) []byte {
+		r, _ := http.NewRequest(method, srv.URL+path, body)
+		r.SetBasicAuth("u", "p")
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return data
+	}
+	batch = get("POST", "/v3/task/batch", &req)
+	resp, err := scanBatch(batch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range 100 {
+		if results = get("GET", "/v3/task/"+resp.Tasks[0].ID+"/results", nil); len(results) > 0 {
+			return batch, results
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.Fatal("no result")
+	return nil, nil
+}
+
+func BenchmarkScan(b *testing.B) {
+	batch, results := sandboxAnswers(b)
+	b.Run("batch-per-task", func(b *testing.B) {
+		b.SetBytes(int64(len(batch) / 3000))
+		for b.Loop() {
+			if _, err := scanBatch(batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/3000, "ns/task")
+	})
+	b.Run("results", func(b *testing.B) {
+		b.SetBytes(int64(len(results)))
+		for b.Loop() {
+			if _, err := scanResults(results); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
