@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -38,15 +39,27 @@ type h1 struct {
 	mu      sync.Mutex
 	idle    []*h1Conn // most recently used last
 	maxIdle int
+
+	// Cancellation: one context.AfterFunc per context rather than per
+	// request. live holds the connections in an exchange; when a watched
+	// context is done, those of its exchanges have their deadline set in
+	// the past, which wakes them.
+	wmu     sync.Mutex
+	watched []<-chan struct{} // Done channels with an AfterFunc, at most maxWatched
+	live    []*h1Conn
 }
+
+const maxWatched = 8
 
 type h1Conn struct {
 	nc    net.Conn
 	br    *bufio.Reader
 	wb    []byte
 	lr    io.LimitedReader
-	used  bool // it has carried a whole exchange before
-	fresh bool // no byte of the current answer has been read
+	used  bool            // it has carried a whole exchange before
+	fresh bool            // no byte of the current answer has been read
+	done  <-chan struct{} // the exchange's context's, while in h1.live
+	slot  int             // index in h1.live
 }
 
 const (
@@ -184,9 +197,16 @@ func (h *h1) exchange(ctx context.Context, c *h1Conn, path string, buf *bytes.Bu
 	if err := c.nc.SetDeadline(time.Now().Add(h.timeout)); err != nil {
 		return 0, "", false, err
 	}
-	if ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
-		defer stop()
+	if done := ctx.Done(); done != nil {
+		if h.watch(ctx, done, c) {
+			defer h.unwatch(c)
+		} else {
+			stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
+			defer stop()
+		}
+		if err := ctx.Err(); err != nil { // done before the watch began
+			return 0, "", false, err
+		}
 	}
 	c.wb = append(append(append(c.wb[:0], "GET "...), path...), " HTTP/1.1\r\n"...)
 	c.wb = append(c.wb, h.header...)
@@ -194,6 +214,46 @@ func (h *h1) exchange(ctx context.Context, c *h1Conn, path string, buf *bytes.Bu
 		return 0, "", false, err
 	}
 	return readAnswer(c, buf)
+}
+
+// watch puts c in live for ctx, whose Done channel is done; it reports
+// false if too many contexts are watched already.
+func (h *h1) watch(ctx context.Context, done <-chan struct{}, c *h1Conn) bool {
+	h.wmu.Lock()
+	defer h.wmu.Unlock()
+	if !slices.Contains(h.watched, done) {
+		if len(h.watched) >= maxWatched {
+			return false
+		}
+		h.watched = append(h.watched, done)
+		context.AfterFunc(ctx, func() { h.cancelled(done) })
+	}
+	c.done, c.slot = done, len(h.live)
+	h.live = append(h.live, c)
+	return true
+}
+
+func (h *h1) unwatch(c *h1Conn) {
+	h.wmu.Lock()
+	last := len(h.live) - 1
+	h.live[c.slot] = h.live[last]
+	h.live[c.slot].slot = c.slot
+	h.live[last] = nil
+	h.live = h.live[:last]
+	c.done = nil
+	h.wmu.Unlock()
+}
+
+// cancelled wakes the exchanges of a context that is done.
+func (h *h1) cancelled(done <-chan struct{}) {
+	h.wmu.Lock()
+	defer h.wmu.Unlock()
+	for _, c := range h.live {
+		if c.done == done {
+			_ = c.nc.SetDeadline(aLongTimeAgo)
+		}
+	}
+	h.watched = slices.DeleteFunc(h.watched, func(d <-chan struct{}) bool { return d == done })
 }
 
 // readAnswer reads one answer to a GET from c.br: the body goes into buf

@@ -241,17 +241,41 @@ func TestH1TimeoutAndCancel(t *testing.T) {
 			t.Fatalf("took %v", d)
 		}
 	})
-	t.Run("cancel", func(t *testing.T) {
-		s := newRawServer(t, silent)
+	cancelled := func(t *testing.T, h *h1) {
+		t.Helper()
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(100*time.Millisecond, cancel)
-		_, _, err := s.client(time.Minute).get(ctx, "/x", &bytes.Buffer{})
+		_, _, err := h.get(ctx, "/x", &bytes.Buffer{})
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("err %v, want context.Canceled", err)
 		}
 		if Retryable(err) {
 			t.Fatal("a cancelled request is retryable")
 		}
+	}
+	t.Run("cancel", func(t *testing.T) {
+		cancelled(t, newRawServer(t, silent).client(time.Minute))
+	})
+	// Past maxWatched contexts, each exchange watches its own.
+	t.Run("cancel among many contexts", func(t *testing.T) {
+		s := newRawServer(t, func(n int) rawAnswer {
+			if n <= maxWatched {
+				return rawAnswer{wire: "HTTP/1.1 204 No Content\r\n\r\n"}
+			}
+			return silent(n)
+		})
+		h := s.client(time.Minute)
+		for range maxWatched {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if _, _, err := h.get(ctx, "/x", &bytes.Buffer{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(h.watched) != maxWatched || len(h.live) != 0 {
+			t.Fatalf("%d contexts watched, %d exchanges live", len(h.watched), len(h.live))
+		}
+		cancelled(t, h)
 	})
 }
 

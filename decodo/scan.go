@@ -29,6 +29,13 @@ func skipSpace(b []byte, i int) int {
 // skipString returns the end of the string starting at b[i] == '"', and
 // whether it holds escapes. It checks escapes and refuses control bytes.
 func skipString(b []byte, i int) (end int, escaped bool, err error) {
+	// Most strings hold no escape: find the closing quote (IndexByte is
+	// vectorised) and check what comes before it.
+	if q := bytes.IndexByte(b[i+1:], '"'); q >= 0 {
+		if span := b[i+1 : i+1+q]; bytes.IndexByte(span, '\\') < 0 && noControl(span) {
+			return i + 2 + q, false, nil
+		}
+	}
 	for i++; i < len(b); i++ {
 		// the common run of plain bytes: eight at a time, then one by one
 		for i+8 <= len(b) && plain8(binary.LittleEndian.Uint64(b[i:])) {
@@ -76,6 +83,23 @@ const (
 	highs = 0x8080808080808080
 )
 
+// noControl reports whether b holds no byte below 0x20.
+func noControl(b []byte) bool {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		if (x-0x20*ones)&^x&highs != 0 {
+			return false
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] < 0x20 {
+			return false
+		}
+	}
+	return true
+}
+
 // plain8 reports whether none of the eight bytes of x is a control byte,
 // a quote or a backslash (bit tricks: a byte below n sets its high bit in
 // x - n·ones where x's own high bit is clear).
@@ -112,12 +136,50 @@ func skipValue(b []byte, i int, depth int) (int, error) {
 		for j < len(b) && (('0' <= b[j] && b[j] <= '9') || b[j] == '.' || b[j] == 'e' || b[j] == 'E' || b[j] == '+' || b[j] == '-') {
 			j++
 		}
-		if !json.Valid(b[i:j]) {
+		if !validNumber(b[i:j]) {
 			return 0, errScan
 		}
 		return j, nil
 	}
 	return 0, errScan
+}
+
+// validNumber reports whether b is a JSON number:
+// -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?
+func validNumber(b []byte) bool {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	digits := func() bool {
+		start := i
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+		return i > start
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case !digits():
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if !digits() {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if !digits() {
+			return false
+		}
+	}
+	return i == len(b)
 }
 
 func literal(b []byte, i int, lit string) (int, error) {

@@ -207,3 +207,11 @@ func BenchmarkScan(b *testing.B) {
 		}
 	})
 }
+
+func TestValidNumberAgreesWithEncodingJSON(t *testing.T) {
+	for _, s := range []string{"0", "-0", "1", "-1", "10", "01", "-01", "1.", ".5", "1.5", "1.5e3", "1e", "1e+", "1E-7", "-", "--1", "1.2.3", "1e5e5", "0x1", "123456789012345678901234567890", "1.0e+00", "+1", ""} {
+		if got, want := validNumber([]byte(s)), json.Valid([]byte(s)); got != want {
+			t.Errorf("validNumber(%q) = %v, encoding/json says %v", s, got, want)
+		}
+	}
+}

@@ -22,23 +22,20 @@ type API interface {
 type counted struct {
 	api   API
 	mu    sync.Mutex
-	n     map[string]int64
+	n     map[opStatus]int64
+	once  sync.Once
 	first time.Time // when the first request of this process was sent
 }
 
-func newCounted(api API) *counted { return &counted{api: api, n: make(map[string]int64)} }
+type opStatus struct{ op, status string }
 
-func (c *counted) start() {
-	c.mu.Lock()
-	if c.first.IsZero() {
-		c.first = time.Now()
-	}
-	c.mu.Unlock()
-}
+func newCounted(api API) *counted { return &counted{api: api, n: make(map[opStatus]int64)} }
+
+func (c *counted) start() { c.once.Do(func() { c.first = time.Now() }) }
 
 func (c *counted) count(op string, status string) {
 	c.mu.Lock()
-	c.n[op+" "+status]++
+	c.n[opStatus{op, status}]++
 	c.mu.Unlock()
 }
 
@@ -86,7 +83,7 @@ func (c *counted) snapshot() map[string]int64 {
 	defer c.mu.Unlock()
 	m := make(map[string]int64, len(c.n))
 	for k, v := range c.n {
-		m[k] = v
+		m[k.op+" "+k.status] = v
 	}
 	return m
 }

@@ -5,7 +5,6 @@
 package poller
 
 import (
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -42,13 +41,11 @@ type Task struct {
 	Item      batcher.Item
 	Submitted time.Time
 
-	next   time.Time     // when to look next
 	last   time.Duration // age at the last look, 0 before the first
 	looks  int
 	errs   int // consecutive failed requests
 	waited time.Duration
 	status bool
-	index  int // in the heap
 }
 
 // Waited estimates how long the task's results waited between its
@@ -84,7 +81,7 @@ type Poller struct {
 	Stats Stats
 
 	mu    sync.Mutex
-	queue taskHeap
+	queue schedule
 	wake  chan struct{}
 
 	pauseMu    sync.Mutex
@@ -114,8 +111,7 @@ func (p *Poller) Add(ts ...*Task) {
 	p.mu.Lock()
 	for _, t := range ts {
 		p.Est.Watch()
-		t.next = t.Submitted.Add(p.Est.Next(0))
-		heap.Push(&p.queue, t)
+		p.queue.push(t, t.Submitted.Add(p.Est.Next(0)))
 	}
 	p.mu.Unlock()
 	p.poke()
@@ -125,7 +121,7 @@ func (p *Poller) Add(ts ...*Task) {
 func (p *Poller) Len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.queue)
+	return len(p.queue.e)
 }
 
 func (p *Poller) poke() {
@@ -167,9 +163,9 @@ func (p *Poller) dispatch(ctx context.Context, work chan<- *Task) {
 		p.mu.Lock()
 		var t *Task
 		wait := time.Hour
-		if len(p.queue) > 0 {
-			if d := time.Until(p.queue[0].next); d <= 0 {
-				t = heap.Pop(&p.queue).(*Task)
+		if len(p.queue.e) > 0 {
+			if d := p.queue.until(time.Now()); d <= 0 {
+				t = p.queue.pop()
 			} else {
 				wait = d
 			}
@@ -194,9 +190,8 @@ func (p *Poller) dispatch(ctx context.Context, work chan<- *Task) {
 }
 
 func (p *Poller) again(t *Task, at time.Time) {
-	t.next = at
 	p.mu.Lock()
-	heap.Push(&p.queue, t)
+	p.queue.push(t, at)
 	p.mu.Unlock()
 	p.poke()
 }
@@ -349,24 +344,71 @@ func (p *Poller) paused(ctx context.Context) error {
 	return decodo.Sleep(ctx, d)
 }
 
-type taskHeap []*Task
+// schedule is a min-heap of tasks by when they are due. The times sit in
+// the entries, as nanoseconds from the schedule's base, so that the
+// comparisons of a sift never leave the slice.
+type schedule struct {
+	base time.Time
+	e    []entry
+}
 
-func (h taskHeap) Len() int           { return len(h) }
-func (h taskHeap) Less(i, j int) bool { return h[i].next.Before(h[j].next) }
-func (h taskHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
+type entry struct {
+	at int64
+	t  *Task
 }
-func (h *taskHeap) Push(x any) {
-	t := x.(*Task)
-	t.index = len(*h)
-	*h = append(*h, t)
+
+func (s *schedule) push(t *Task, at time.Time) {
+	if s.base.IsZero() {
+		s.base = time.Now()
+	}
+	s.e = append(s.e, entry{at: int64(at.Sub(s.base)), t: t})
+	// sift up
+	e := s.e
+	i := len(e) - 1
+	x := e[i]
+	for i > 0 {
+		parent := (i - 1) / 2
+		if e[parent].at <= x.at {
+			break
+		}
+		e[i] = e[parent]
+		i = parent
+	}
+	e[i] = x
 }
-func (h *taskHeap) Pop() any {
-	old := *h
-	n := len(old)
-	t := old[n-1]
-	old[n-1] = nil
-	*h = old[:n-1]
-	return t
+
+// until returns how long until the first task is due.
+func (s *schedule) until(now time.Time) time.Duration {
+	return time.Duration(s.e[0].at - int64(now.Sub(s.base)))
+}
+
+func (s *schedule) pop() *Task {
+	e := s.e
+	top := e[0].t
+	n := len(e) - 1
+	x := e[n]
+	e[n] = entry{}
+	e = e[:n]
+	s.e = e
+	if n == 0 {
+		return top
+	}
+	// sift down
+	i := 0
+	for {
+		c := 2*i + 1
+		if c >= n {
+			break
+		}
+		if c+1 < n && e[c+1].at < e[c].at {
+			c++
+		}
+		if x.at <= e[c].at {
+			break
+		}
+		e[i] = e[c]
+		i = c
+	}
+	e[i] = x
+	return top
 }

@@ -2,8 +2,10 @@ package poller
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -319,5 +321,31 @@ func TestPollerAuthEndsRun(t *testing.T) {
 	defer cancel()
 	if err := p.Run(ctx); err == nil || ctx.Err() != nil {
 		t.Fatalf("Run = %v (ctx %v), want ErrAuth before the timeout", err, ctx.Err())
+	}
+}
+
+// The schedule gives tasks back in the order they come due, however pushes
+// and pops interleave.
+func TestScheduleOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var s schedule
+	base := time.Now()
+	var want []int64 // due times (ns from base) still in the schedule
+	for step := range 20000 {
+		if len(want) == 0 || rng.IntN(3) > 0 {
+			at := rng.Int64N(int64(time.Hour)) - int64(time.Minute)
+			s.push(&Task{ID: fmt.Sprint(at)}, base.Add(time.Duration(at)))
+			want = append(want, at)
+			continue
+		}
+		slices.Sort(want)
+		got := s.pop()
+		if got.ID != fmt.Sprint(want[0]) {
+			t.Fatalf("step %d: popped task due at %s, want %d", step, got.ID, want[0])
+		}
+		want = want[1:]
+	}
+	if len(s.e) != len(want) {
+		t.Fatalf("%d left, want %d", len(s.e), len(want))
 	}
 }
