@@ -88,7 +88,8 @@ type Batcher struct {
 	mu     sync.Mutex
 	again  []Item
 	signal chan struct{}
-	slow   atomic.Int32 // successes to go before the limiter is back to base
+	slow   atomic.Int32  // successes to go before the limiter is back to base
+	margin time.Duration // over the interval; doubles with each 429 (under mu)
 }
 
 // New returns a batcher that submits to api and reports to sink.
@@ -122,12 +123,13 @@ func New(api Submitter, sink Sink, cfg Config) *Batcher {
 	}
 	// A small margin over the interval absorbs jitter between our send and
 	// the API's arrival time, so pacing never earns a 429.
-	margin := min(max(cfg.Interval/40, 2*time.Millisecond), 25*time.Millisecond)
+	margin := min(max(cfg.Interval/40, 4*time.Millisecond), 25*time.Millisecond)
 	base := rate.Every(cfg.Interval + margin)
 	return &Batcher{
 		api: api, sink: sink, cfg: cfg,
 		lim:    rate.NewLimiter(base, 1),
 		base:   base,
+		margin: margin,
 		signal: make(chan struct{}, 1),
 	}
 }
@@ -506,14 +508,23 @@ func (b *Batcher) accepted(items []Item, list []string, resp *decodo.BatchRespon
 }
 
 // slowDown lowers the submission rate after a 429 that pacing should have
-// avoided; recover brings it back after a run of accepted batches.
+// avoided; recover brings it back after a run of accepted batches, to a base
+// whose margin has doubled (up to a quarter of the interval, or 25ms): the
+// API's clock or the way to it jitters more than the margin allowed for.
 func (b *Batcher) slowDown() {
+	b.mu.Lock()
+	b.margin = min(2*b.margin, max(b.cfg.Interval/4, 25*time.Millisecond))
+	b.base = rate.Every(b.cfg.Interval + b.margin)
+	b.mu.Unlock()
 	b.lim.SetLimit(b.lim.Limit() * 0.8)
 	b.slow.Store(10)
 }
 
 func (b *Batcher) recover() {
 	if b.slow.Load() > 0 && b.slow.Add(-1) == 0 {
-		b.lim.SetLimit(b.base)
+		b.mu.Lock()
+		base := b.base
+		b.mu.Unlock()
+		b.lim.SetLimit(base)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/decodo-batch/decodo-batch/decodo"
 	"github.com/decodo-batch/decodo-batch/io/records"
 )
@@ -217,6 +219,10 @@ func TestRateLimitedRetriesSameBatch(t *testing.T) {
 	}
 	if len(sink.submitted) != 10 || b.Stats.RateLimited.Load() != 1 {
 		t.Errorf("%d submitted, %d 429s", len(sink.submitted), b.Stats.RateLimited.Load())
+	}
+	// the pacing margin (its 4ms floor at this interval) learned from the 429
+	if b.margin != 8*time.Millisecond || b.base != rate.Every(b.cfg.Interval+8*time.Millisecond) {
+		t.Errorf("margin %v, base %v after a 429 at interval %v", b.margin, b.base, b.cfg.Interval)
 	}
 }
 

@@ -14,9 +14,9 @@
 // answers it: a dropped connection ([Config.DropRate]); an injected 500, 502
 // or 503 ([Config.ErrorRate]); for GET, an injected 429 ([Config.GetLimitRate]);
 // authentication (401); the route (404, 405). A batch then meets the pacing
-// check (429) on arrival, waits [Config.BatchLatency], is validated (400) and
-// is paced again before its tasks are created, so two concurrent batches
-// cannot both pass. The stats endpoint skips all of these.
+// check (429), decided on arrival and in the order of arrival (a batch let
+// through takes its slot, whatever follows), waits [Config.BatchLatency] and
+// is validated (400). The stats endpoint skips all of these.
 //
 // Tasks complete lazily: each task stores its completion time, drawn from
 // [Config.Delay] when it is created, and a request compares it with the
@@ -148,7 +148,7 @@ type Server struct {
 	rand      *rand.Rand
 	tasks     map[uint64]task
 	lastID    uint64
-	lastBatch map[string]time.Time // token -> arrival of its last accepted batch
+	lastBatch map[string]time.Time // token -> arrival of its last batch let through the rate limit
 	expiry    []span               // submissions in creation order, for freeing expired tasks
 	timers    map[uint64]*time.Timer
 	closed    bool

@@ -30,7 +30,7 @@ type Stats struct {
 	// ResultWaits summarizes, over the done tasks whose results were
 	// fetched, the time from completion to the first 200 of /results.
 	ResultWaits WaitSummary
-	// BatchTimes are the arrival times of the accepted batches.
+	// BatchTimes are the arrival times of the accepted batches, in order.
 	BatchTimes []time.Time
 	// Callbacks made (a 2xx answer), failed, and skipped because the
 	// callback_url was not a loopback address.
@@ -109,7 +109,7 @@ func (s *Server) Stats() Stats {
 		TasksFaulted:     s.st.faulted,
 		Batches:          s.st.batches,
 		FirstCreated:     s.st.firstCreated,
-		BatchTimes:       slices.Clone(s.st.batchTimes),
+		BatchTimes:       slices.SortedFunc(slices.Values(s.st.batchTimes), time.Time.Compare),
 		CallbacksSent:    s.st.callbacksSent,
 		CallbacksFailed:  s.st.callbacksFailed,
 		CallbacksSkipped: s.st.callbacksSkipped,

@@ -70,11 +70,17 @@ func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request, token strin
 	if batch {
 		rt = routeBatch
 	}
-	// A batch arrives when its headers do (the handler runs then), as the
-	// API's rate limiter would see it; how long the body takes to upload
-	// must not move the arrival. The body is read first even when the
-	// answer will be 429, so that the connection stays reusable.
+	// A batch arrives when its headers do (the handler runs then), and the
+	// rate limit is decided then, in the order of arrival, as a gateway in
+	// front of the API would: how long the body takes to upload or to be
+	// read must not reorder two batches. A batch let through takes its slot
+	// even if it is then refused (400). The body is read even when the
+	// answer is 429, so that the connection stays reusable.
 	arrived := s.now()
+	var paced *apiError
+	if batch {
+		paced = s.pace(token, arrived)
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -86,8 +92,8 @@ func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request, token strin
 		return
 	}
 	if batch {
-		if e := s.pace(token, arrived); e != nil {
-			s.fail(w, r, rt, e)
+		if paced != nil {
+			s.fail(w, r, rt, paced)
 			return
 		}
 		if s.cfg.BatchLatency > 0 {
@@ -106,11 +112,7 @@ func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request, token strin
 		s.fail(w, r, rt, e)
 		return
 	}
-	first, e := s.create(token, arrived, sub, batch)
-	if e != nil {
-		s.fail(w, r, rt, e)
-		return
-	}
+	first := s.create(arrived, sub, batch)
 	n := len(sub.inputs)
 	out := make([]byte, 0, 256+n*(900+len(sub.group.params)))
 	created := sub.group.created
@@ -144,25 +146,19 @@ func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request, token strin
 }
 
 // pace answers 429 when a batch of token arriving at t comes too soon after
-// the last accepted one.
+// the last one let through; else t becomes the last one let through.
 func (s *Server) pace(token string, t time.Time) *apiError {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.paceLocked(token, t)
-}
-
-func (s *Server) paceLocked(token string, t time.Time) *apiError {
 	if s.interval <= 0 {
 		return nil
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	last, ok := s.lastBatch[token]
-	if !ok {
-		return nil
-	}
-	// A batch that arrived before the last accepted one (concurrent
-	// submissions) is inside the interval too: Sub is negative.
+	// t.Sub(last) is negative for a batch whose handler started before the
+	// last one's but took the lock after it: inside the interval too.
 	wait := s.interval - t.Sub(last)
-	if wait <= 0 {
+	if !ok || wait <= 0 {
+		s.lastBatch[token] = t
 		return nil
 	}
 	secs := int((wait + time.Second - 1) / time.Second)
@@ -500,10 +496,10 @@ func isLoopback(raw string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// create makes the tasks of a valid submission, unless pacing refuses a
-// batch, and returns the first id: the batch id for a batch (its tasks
-// follow it), the task id for a single task.
-func (s *Server) create(token string, arrived time.Time, sub *submission, batch bool) (uint64, *apiError) {
+// create makes the tasks of a valid submission and returns the first id:
+// the batch id for a batch (its tasks follow it), the task id for a single
+// task.
+func (s *Server) create(arrived time.Time, sub *submission, batch bool) uint64 {
 	g := sub.group
 	n := len(sub.inputs)
 	skipCallback := g.callback != "" && !isLoopback(g.callback)
@@ -513,10 +509,6 @@ func (s *Server) create(token string, arrived time.Time, sub *submission, batch 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if batch {
-		if e := s.paceLocked(token, arrived); e != nil {
-			return 0, e
-		}
-		s.lastBatch[token] = arrived
 		s.st.batches++
 		s.st.batchTimes = append(s.st.batchTimes, arrived)
 	}
@@ -564,7 +556,7 @@ func (s *Server) create(token string, arrived time.Time, sub *submission, batch 
 		id++
 	}
 	s.st.created += n
-	return first, nil
+	return first
 }
 
 // nextIDs reserves n consecutive ids. Like the API's (the example id
