@@ -420,7 +420,13 @@ func (b *Batcher) send(ctx context.Context, key Key, items []Item) error {
 		}
 		var apiErr *decodo.Error
 		isAPI := errors.As(err, &apiErr)
+		var answerErr *decodo.AnswerError
 		switch {
+		case errors.As(err, &answerErr):
+			// Queued, but which task is which row is unknown.
+			b.cfg.Log.Warn("batch answer unreadable", "items", len(items), "err", err)
+			b.sink.Failed(items, "the API accepted the batch but its answer could not be read, so its task ids are unknown; not sent again, which would pay twice: "+err.Error())
+			return nil
 		case isAPI && apiErr.Auth():
 			return fmt.Errorf("%w: %s", decodo.ErrAuth, apiErr.Message)
 		case isAPI && apiErr.RateLimited():

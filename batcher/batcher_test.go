@@ -434,3 +434,25 @@ func TestGrouper(t *testing.T) {
 		}
 	})
 }
+
+// TestUnreadableAnswerIsNotSentAgain proves a 2xx batch answer that cannot
+// be read fails its items at once: the API queued them, and a retry would
+// pay for them twice.
+func TestUnreadableAnswerIsNotSentAgain(t *testing.T) {
+	t.Parallel()
+	api := &fakeAPI{respond: func(int, decodo.BatchRequest) error {
+		return &decodo.AnswerError{Op: "POST /v3/task/batch", Err: errors.New("unexpected end of JSON input")}
+	}}
+	sink, _, err := runBatcher(t, api, Config{Size: 10, Backoff: decodo.Backoff{Base: time.Millisecond, Max: 2 * time.Millisecond}}, urlItems(10, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(api.calls) != 1 || len(sink.failed) != 10 || len(sink.submitted) != 0 {
+		t.Fatalf("%d calls, %d failed, %d submitted; want 1, 10, 0", len(api.calls), len(sink.failed), len(sink.submitted))
+	}
+	for _, reason := range sink.failed {
+		if !strings.Contains(reason, "pay twice") || !strings.Contains(reason, "unexpected end of JSON input") {
+			t.Errorf("reason %q", reason)
+		}
+	}
+}

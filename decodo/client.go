@@ -207,7 +207,7 @@ func (c *Client) do(ctx context.Context, method, path, op string, body []byte, d
 	// decode keeps nothing of data: the buffer goes back to the pool.
 	data := buf.Bytes()
 	if err := decode(data); err != nil {
-		return resp.StatusCode, fmt.Errorf("%s: decode answer: %w", op, err)
+		return resp.StatusCode, &AnswerError{Op: op, Err: err}
 	}
 	return resp.StatusCode, nil
 }
@@ -231,7 +231,7 @@ func (c *Client) get(ctx context.Context, path, op string, decode func([]byte) e
 		return status, answerError(op, status, retryAfter, data)
 	}
 	if err := decode(buf.Bytes()); err != nil {
-		return status, fmt.Errorf("%s: decode answer: %w", op, err)
+		return status, &AnswerError{Op: op, Err: err}
 	}
 	return status, nil
 }

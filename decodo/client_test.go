@@ -787,6 +787,13 @@ func TestClientToleratesOddAnswers(t *testing.T) {
 		if tk, err := c.Task(ctx, "7434928397127555073"); err == nil {
 			t.Errorf("Task = %+v, nil; want a decode error", tk)
 		}
+		// through net/http too (the POST): an *AnswerError, which the
+		// batcher must not send again
+		_, err := c.SubmitBatch(ctx, BatchRequest{Target: "universal", URLs: []string{"https://a.example"}})
+		var ae *AnswerError
+		if !errors.As(err, &ae) || ae.Op != "POST /v3/task/batch" {
+			t.Errorf("SubmitBatch err = %v, want an *AnswerError", err)
+		}
 	})
 }
 

@@ -224,6 +224,17 @@ type Result struct {
 	UpdatedAt  string          `json:"updated_at"`
 }
 
+// AnswerError is a 2xx answer that could not be read. For a batch it means
+// the API queued (and will bill) tasks whose ids are unknown: sending the
+// batch again would pay for them twice.
+type AnswerError struct {
+	Op  string // what was asked, e.g. "POST /v3/task/batch"
+	Err error  // why the answer could not be read
+}
+
+func (e *AnswerError) Error() string { return e.Op + ": unreadable 2xx answer: " + e.Err.Error() }
+func (e *AnswerError) Unwrap() error { return e.Err }
+
 // Error is a non-2xx answer of the API.
 type Error struct {
 	StatusCode int           // HTTP status

@@ -206,15 +206,6 @@ func paramNames() string {
 	return strings.Join(names, ", ")
 }
 
-// JoinParams merges ps from left to right: a key of a later Params wins.
-func JoinParams(ps ...Params) Params {
-	var out Params
-	for _, p := range ps {
-		out = out.Merge(p)
-	}
-	return out
-}
-
 // Merge returns p with the keys of over added, replacing those p has.
 // Both are read as JSON objects; one that is not (Params not made by this
 // package) counts as empty. The result is canonical.

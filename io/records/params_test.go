@@ -54,26 +54,35 @@ func TestParseParam(t *testing.T) {
 	}
 }
 
+// join merges ps from left to right, as run does with --param flags.
+func join(ps ...Params) Params {
+	var out Params
+	for _, p := range ps {
+		out = out.Merge(p)
+	}
+	return out
+}
+
 func TestMergeAndJoin(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
 		name      string
 		p, over   Params
 		want      Params
-		joinOrder []Params // when set, JoinParams of these must give want too
+		joinOrder []Params // when set, merging these in order must give want too
 	}{
 		{"empty with empty is empty", "", "", "", nil},
 		{"over adds its keys in sorted order", `{"limit":5}`, `{"geo":"us"}`, `{"geo":"us","limit":5}`, nil},
 		{"over wins on the same key", `{"geo":"us","parse":true}`, `{"geo":"de"}`, `{"geo":"de","parse":true}`, nil},
 		{"empty over leaves p", `{"geo":"us"}`, "", `{"geo":"us"}`, nil},
 		{"values are canonicalized", `{"headers": {"b":1, "a":"<&>"}}`, "", `{"headers":{"a":"<&>","b":1}}`, nil},
-		{"JoinParams goes left to right", "", "", `{"geo":"fr","limit":1}`, []Params{`{"geo":"us"}`, `{"limit":1}`, `{"geo":"fr"}`}},
+		{"merges go left to right", "", "", `{"geo":"fr","limit":1}`, []Params{`{"geo":"us"}`, `{"limit":1}`, `{"geo":"fr"}`}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			got := tt.p.Merge(tt.over)
 			if tt.joinOrder != nil {
-				got = JoinParams(tt.joinOrder...)
+				got = join(tt.joinOrder...)
 			}
 			if got != tt.want {
 				t.Errorf("got %q, want %q", got, tt.want)
@@ -103,7 +112,7 @@ func TestParamsAreCanonical(t *testing.T) {
 		}
 		defs = append(defs, p)
 	}
-	txtGot, err := readAll(t, "txt", "https://a.com\n", Options{Defaults: JoinParams(defs...)})
+	txtGot, err := readAll(t, "txt", "https://a.com\n", Options{Defaults: join(defs...)})
 	if err != nil {
 		t.Fatal(err)
 	}
