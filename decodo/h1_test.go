@@ -353,3 +353,36 @@ func FuzzH1Answer(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkResults measures Client.Results against a loopback server in
+// this process, through h1 and through net/http. The server's share of
+// each op is the same for both; the difference is the clients'.
+func BenchmarkResults(b *testing.B) {
+	body := `{"results":[{"content":"` + strings.Repeat("lorem ipsum ", 100) + `","status_code":200,"url":"https://example.com/p/1","task_id":"7434928397127555073","updated_at":"2026-11-28 10:00:00"}]}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, body)
+	}))
+	defer srv.Close()
+	for _, name := range []string{"h1", "net-http"} {
+		b.Run(name, func(b *testing.B) {
+			c, err := New(srv.URL, "dG9r", Config{Conns: 16})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.CloseIdleConnections()
+			if name == "net-http" {
+				c.h1 = nil
+			}
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, ready, err := c.Results(context.Background(), "7434928397127555073"); err != nil || !ready {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
