@@ -12,6 +12,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -85,9 +86,15 @@ func newH1(scheme, host, port string, tlsConf *tls.Config, headers [][2]string, 
 			c.ServerName = host
 		}
 		c.NextProtos = []string{"http/1.1"}
+		if c.ClientSessionCache == nil {
+			c.ClientSessionCache = tls.NewLRUClientSessionCache(64) // reconnects resume
+		}
 		h.tls = c
 	}
 	hostHeader := host
+	if strings.Contains(host, ":") {
+		hostHeader = "[" + host + "]" // an IPv6 literal
+	}
 	if (scheme == "http" && port != "80") || (scheme == "https" && port != "443") {
 		hostHeader = h.addr
 	}

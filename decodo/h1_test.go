@@ -386,3 +386,17 @@ func BenchmarkResults(b *testing.B) {
 		})
 	}
 }
+
+func TestH1HostHeader(t *testing.T) {
+	for _, tc := range []struct{ scheme, host, port, want string }{
+		{"http", "127.0.0.1", "8000", "Host: 127.0.0.1:8000\r\n"},
+		{"https", "scraper-api.decodo.com", "443", "Host: scraper-api.decodo.com\r\n"},
+		{"https", "::1", "443", "Host: [::1]\r\n"},
+		{"http", "::1", "8000", "Host: [::1]:8000\r\n"},
+	} {
+		h := newH1(tc.scheme, tc.host, tc.port, nil, nil, time.Second, 1)
+		if !bytes.HasPrefix(h.header, []byte(tc.want)) {
+			t.Errorf("%s://%s port %s: header %q, want it to start %q", tc.scheme, tc.host, tc.port, h.header, tc.want)
+		}
+	}
+}
