@@ -59,6 +59,10 @@ func New(endpoint, token string, cfg Config) (*Client, error) {
 	if token == "" {
 		return nil, errors.New("decodo: no token")
 	}
+	// Written into request headers: a line break would start another.
+	if strings.ContainsAny(token, "\r\n\x00") || strings.ContainsAny(cfg.Version, "\r\n\x00") {
+		return nil, errors.New("decodo: the token or version holds a line break or NUL")
+	}
 	if cfg.Conns <= 0 {
 		cfg.Conns = 32
 	}

@@ -61,6 +61,9 @@ type h1Conn struct {
 	fresh bool            // no byte of the current answer has been read
 	done  <-chan struct{} // the exchange's context's, while in h1.live
 	slot  int             // index in h1.live
+
+	idleSince time.Time // when it went back to the pool
+	line      []byte    // a header line longer than br's buffer
 }
 
 const (
@@ -92,11 +95,14 @@ func newH1(scheme, host, port string, tlsConf *tls.Config, headers [][2]string, 
 		h.tls = c
 	}
 	hostHeader := host
-	if strings.Contains(host, ":") {
-		hostHeader = "[" + host + "]" // an IPv6 literal
+	if strings.Contains(host, ":") { // an IPv6 literal, without its zone
+		if i := strings.IndexByte(host, '%'); i >= 0 {
+			hostHeader = host[:i]
+		}
+		hostHeader = "[" + hostHeader + "]"
 	}
 	if (scheme == "http" && port != "80") || (scheme == "https" && port != "443") {
-		hostHeader = h.addr
+		hostHeader += ":" + port
 	}
 	var b bytes.Buffer
 	b.WriteString("Host: " + hostHeader + "\r\n")
@@ -114,12 +120,15 @@ func (h *h1) get(ctx context.Context, path string, buf *bytes.Buffer) (status in
 	if err := ctx.Err(); err != nil {
 		return 0, "", err
 	}
+	// One deadline bounds the whole request: dial, handshake, the exchange
+	// and its one retry.
+	deadline := time.Now().Add(h.timeout)
 	for attempt := 0; ; attempt++ {
-		c, err := h.conn(ctx)
+		c, err := h.conn(ctx, deadline, attempt > 0)
 		if err != nil {
 			return 0, "", err
 		}
-		status, retryAfter, keep, err := h.exchange(ctx, c, path, buf)
+		status, retryAfter, keep, err := h.exchange(ctx, c, path, buf, deadline)
 		if err == nil {
 			if keep {
 				h.put(c)
@@ -133,35 +142,48 @@ func (h *h1) get(ctx context.Context, path string, buf *bytes.Buffer) (status in
 			return 0, "", ctx.Err()
 		}
 		// A kept connection the server closed while it was idle: nothing of
-		// the answer came. A GET may be sent again, once, on a new one.
-		if attempt == 0 && c.used && c.fresh {
+		// the answer came. A GET may be sent again, once, on a new one; not
+		// after a timeout, which says the server is slow, not gone.
+		var ne net.Error
+		if attempt == 0 && c.used && c.fresh && !(errors.As(err, &ne) && ne.Timeout()) {
 			continue
 		}
 		return 0, "", err
 	}
 }
 
-// conn returns an idle connection, or dials one.
-func (h *h1) conn(ctx context.Context) (*h1Conn, error) {
-	h.mu.Lock()
-	if n := len(h.idle); n > 0 {
+// idleCheck is how long a connection may sit idle before it is checked,
+// when taken again, for bytes or a close the server sent meanwhile.
+const idleCheck = time.Second
+
+// conn returns an idle connection that is still sound, or dials one (always
+// when dial is set).
+func (h *h1) conn(ctx context.Context, deadline time.Time, dial bool) (*h1Conn, error) {
+	for !dial {
+		h.mu.Lock()
+		n := len(h.idle)
+		if n == 0 {
+			h.mu.Unlock()
+			break
+		}
 		c := h.idle[n-1]
 		h.idle[n-1] = nil
 		h.idle = h.idle[:n-1]
 		h.mu.Unlock()
-		return c, nil
+		if time.Since(c.idleSince) < idleCheck || c.sound() {
+			return c, nil
+		}
+		c.nc.Close()
 	}
-	h.mu.Unlock()
-	nc, err := h.dialer.DialContext(ctx, "tcp", h.addr)
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	nc, err := h.dialer.DialContext(dctx, "tcp", h.addr)
 	if err != nil {
 		return nil, err
 	}
 	if h.tls != nil {
 		tc := tls.Client(nc, h.tls)
-		hctx, cancel := context.WithTimeout(ctx, h.timeout)
-		err := tc.HandshakeContext(hctx)
-		cancel()
-		if err != nil {
+		if err := tc.HandshakeContext(dctx); err != nil {
 			nc.Close()
 			return nil, err
 		}
@@ -170,8 +192,28 @@ func (h *h1) conn(ctx context.Context) (*h1Conn, error) {
 	return &h1Conn{nc: nc, br: bufio.NewReaderSize(nc, h1ReadBufSize)}, nil
 }
 
+// sound reports whether an idle connection has received nothing since its
+// last answer: no close, no stray bytes (a server may send a 408 before it
+// closes an idle connection). It waits a millisecond for the read.
+func (c *h1Conn) sound() bool {
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	if c.nc.SetReadDeadline(time.Now().Add(time.Millisecond)) != nil {
+		return false
+	}
+	_, err := c.br.Peek(1)
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 func (h *h1) put(c *h1Conn) {
+	if c.br.Buffered() > 0 { // bytes after the answer: the next would be misread
+		c.nc.Close()
+		return
+	}
 	c.used = true
+	c.idleSince = time.Now()
 	h.mu.Lock()
 	if len(h.idle) < h.maxIdle {
 		h.idle = append(h.idle, c)
@@ -199,9 +241,9 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // exchange writes the request on c and reads the answer. keep reports
 // whether c may carry another request.
-func (h *h1) exchange(ctx context.Context, c *h1Conn, path string, buf *bytes.Buffer) (status int, retryAfter string, keep bool, err error) {
+func (h *h1) exchange(ctx context.Context, c *h1Conn, path string, buf *bytes.Buffer, deadline time.Time) (status int, retryAfter string, keep bool, err error) {
 	c.fresh = true
-	if err := c.nc.SetDeadline(time.Now().Add(h.timeout)); err != nil {
+	if err := c.nc.SetDeadline(deadline); err != nil {
 		return 0, "", false, err
 	}
 	if done := ctx.Done(); done != nil {
@@ -209,7 +251,14 @@ func (h *h1) exchange(ctx context.Context, c *h1Conn, path string, buf *bytes.Bu
 			defer h.unwatch(c)
 		} else {
 			stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
-			defer stop()
+			defer func() {
+				if !stop() {
+					// The hook ran, or is running: it may yet set a
+					// deadline in the past, so the connection is not
+					// kept for another request.
+					keep = false
+				}
+			}()
 		}
 		if err := ctx.Err(); err != nil { // done before the watch began
 			return 0, "", false, err
@@ -320,10 +369,18 @@ func readLine(c *h1Conn, budget *int) ([]byte, error) {
 	if len(line) > 0 {
 		c.fresh = false
 	}
-	if err != nil {
-		if err == bufio.ErrBufferFull {
-			return nil, &h1ProtocolError{"header line too long"}
+	if err == bufio.ErrBufferFull { // longer than the buffer: gather it
+		c.line = append(c.line[:0], line...)
+		for err == bufio.ErrBufferFull && len(c.line) <= *budget {
+			line, err = c.br.ReadSlice('\n')
+			c.line = append(c.line, line...)
 		}
+		line = c.line
+		if err == bufio.ErrBufferFull {
+			return nil, &h1ProtocolError{"header too long"}
+		}
+	}
+	if err != nil {
 		if err == io.EOF && !c.fresh {
 			err = io.ErrUnexpectedEOF
 		}

@@ -393,10 +393,114 @@ func TestH1HostHeader(t *testing.T) {
 		{"https", "scraper-api.decodo.com", "443", "Host: scraper-api.decodo.com\r\n"},
 		{"https", "::1", "443", "Host: [::1]\r\n"},
 		{"http", "::1", "8000", "Host: [::1]:8000\r\n"},
+		{"http", "fe80::1%eth0", "8000", "Host: [fe80::1]:8000\r\n"},
 	} {
 		h := newH1(tc.scheme, tc.host, tc.port, nil, nil, time.Second, 1)
 		if !bytes.HasPrefix(h.header, []byte(tc.want)) {
 			t.Errorf("%s://%s port %s: header %q, want it to start %q", tc.scheme, tc.host, tc.port, h.header, tc.want)
 		}
+	}
+}
+
+// Bytes after an answer (here a 204 that carries a body) must not be read
+// as the next request's answer.
+func TestH1StrayBytesAfterAnAnswerAreNotTheNextAnswer(t *testing.T) {
+	s := newRawServer(t, func(n int) rawAnswer {
+		if n == 1 {
+			return rawAnswer{wire: "HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale"}
+		}
+		return rawAnswer{wire: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh"}
+	})
+	h := s.client(5 * time.Second)
+	var buf bytes.Buffer
+	if status, _, err := h.get(context.Background(), "/x", &buf); err != nil || status != 204 {
+		t.Fatalf("first: %d %v", status, err)
+	}
+	if status, _, err := h.get(context.Background(), "/x", &buf); err != nil || status != 200 || buf.String() != "fresh" {
+		t.Fatalf("second: %d %q %v, want 200 \"fresh\"", status, buf.String(), err)
+	}
+}
+
+// Connections that went dead while idle in the pool are found out before
+// use, and the request goes on a new one.
+func TestH1DeadIdleConnectionsAreSkipped(t *testing.T) {
+	s := newRawServer(t, func(int) rawAnswer {
+		// keep-alive by the headers, then closed: a server's idle timeout
+		return rawAnswer{wire: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", close: true}
+	})
+	h := s.client(5 * time.Second)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range 3 {
+		wg.Go(func() {
+			<-start
+			if _, _, err := h.get(context.Background(), "/x", &bytes.Buffer{}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	n := s.conns.Load()
+	if len(h.idle) == 0 {
+		t.Fatal("no connection went back to the pool")
+	}
+	time.Sleep(idleCheck + 100*time.Millisecond)
+	var buf bytes.Buffer
+	if status, _, err := h.get(context.Background(), "/x", &buf); err != nil || status != 200 {
+		t.Fatalf("after idling: %d %v", status, err)
+	}
+	if got := s.conns.Load(); got != n+1 {
+		t.Fatalf("%d new connections, want 1", got-n)
+	}
+}
+
+// A timeout is the server being slow: the GET is not sent again, and the
+// whole request stays within the timeout.
+func TestH1TimeoutIsNotRetried(t *testing.T) {
+	s := newRawServer(t, func(n int) rawAnswer {
+		if n == 1 {
+			return rawAnswer{wire: "HTTP/1.1 204 No Content\r\n\r\n"}
+		}
+		time.Sleep(time.Second)
+		return rawAnswer{}
+	})
+	h := s.client(200 * time.Millisecond)
+	if _, _, err := h.get(context.Background(), "/x", &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, _, err := h.get(context.Background(), "/x", &bytes.Buffer{})
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("err %v, want a timeout", err)
+	}
+	if n := s.conns.Load(); n != 1 {
+		t.Fatalf("%d connections: the timed-out GET was sent again", n)
+	}
+	if d := time.Since(start); d > 900*time.Millisecond {
+		t.Fatalf("took %v with a 200ms timeout", d)
+	}
+}
+
+func TestH1ReadsALongHeaderLine(t *testing.T) {
+	long := strings.Repeat("a", 40<<10)
+	s := newRawServer(t, func(int) rawAnswer {
+		return rawAnswer{wire: "HTTP/1.1 200 OK\r\nContent-Security-Policy: " + long + "\r\nContent-Length: 2\r\n\r\nok"}
+	})
+	var buf bytes.Buffer
+	if status, _, err := s.client(5*time.Second).get(context.Background(), "/x", &buf); err != nil || status != 200 || buf.String() != "ok" {
+		t.Fatalf("%d %q %v", status, buf.String(), err)
+	}
+}
+
+func TestNewRefusesLineBreaksInHeaders(t *testing.T) {
+	for _, tok := range []string{"abc\r\nX-Evil: 1", "abc\n", "a\x00b"} {
+		if _, err := New("https://scraper-api.decodo.com", tok, Config{}); err == nil {
+			t.Errorf("token %q accepted", tok)
+		}
+	}
+	if _, err := New("https://scraper-api.decodo.com", "tok", Config{Version: "1\r\n"}); err == nil {
+		t.Error("version with a line break accepted")
 	}
 }
