@@ -370,7 +370,7 @@ func splitNamed(items []Item, e *decodo.Error) (named, rest []Item) {
 		if s == "" {
 			s = it.Query
 		}
-		if strings.Contains(text, s) {
+		if names(text, s, it.URL != "") {
 			named = append(named, it)
 		} else {
 			rest = append(rest, it)
@@ -380,6 +380,28 @@ func splitNamed(items []Item, e *decodo.Error) (named, rest []Item) {
 		return nil, items // the message names everything: it names nothing
 	}
 	return named, rest
+}
+
+// names reports whether text names the item s whole, not as the start of a
+// longer one (https://a.com/7 is not named by an error about
+// https://a.com/70): after s comes the end, a quote or a line break, or for
+// a URL also a space or punctuation that cannot continue it.
+func names(text, s string, url bool) bool {
+	ends := "\"'\n"
+	if url {
+		ends += " \t,;)]}>"
+	}
+	for i := 0; ; {
+		j := strings.Index(text[i:], s)
+		if j < 0 {
+			return false
+		}
+		end := i + j + len(s)
+		if end == len(text) || strings.IndexByte(ends, text[end]) >= 0 {
+			return true
+		}
+		i += j + 1
+	}
 }
 
 // send posts items as one batch until it is accepted, refused, or out of

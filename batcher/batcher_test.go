@@ -456,3 +456,29 @@ func TestUnreadableAnswerIsNotSentAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedByNameIsWholeItem proves an error naming one item does not
+// also take out an item that is its prefix.
+func TestRefusedByNameIsWholeItem(t *testing.T) {
+	t.Parallel()
+	api := &fakeAPI{respond: func(_ int, req decodo.BatchRequest) error {
+		for _, u := range req.URLs {
+			if strings.HasSuffix(u, "/70") {
+				return &decodo.Error{StatusCode: 400, Message: "bad items", Errors: []string{`{"field":"url[70]","value":"` + u + `","message":"not allowed"}`}}
+			}
+		}
+		return nil
+	}}
+	sink, _, err := runBatcher(t, api, Config{Size: 100}, urlItems(100, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.rejected) != 1 || len(sink.submitted) != 99 {
+		t.Fatalf("%d rejected, %d submitted; want 1, 99 (rejected %v)", len(sink.rejected), len(sink.submitted), sink.rejected)
+	}
+	for u := range sink.rejected {
+		if u != "https://example.com/70" {
+			t.Errorf("%s rejected, want only https://example.com/70", u)
+		}
+	}
+}
