@@ -41,9 +41,10 @@ func TestUsageErrors(t *testing.T) {
 		{"run without out", []string{"run", "examples/urls.csv"}, "--out"},
 		{"run without input", []string{"run", "-o", "x"}, "one INPUT"},
 		{"bad batch size", []string{"run", "--batch-size", "3001", "-o", "x", "in.csv"}, "--batch-size"},
-		{"unknown flag", []string{"run", "--nope", "-o", "x", "in.csv"}, "nope"},
+		{"unknown flag", []string{"run", "--nope", "-o", "x", "in.csv"}, "not defined: -nope"},
 		{"stdin without format", []string{"run", "-o", "x", "-"}, "--format"},
-		{"bad param", []string{"run", "--param", "parse=maybe", "-o", "x", "in.csv"}, "parse"},
+		{"bad param", []string{"run", "--param", "parse=maybe", "-o", "x", "in.csv"}, "want true/false"},
+		{"strict from stdin", []string{"run", "--strict", "--format", "txt", "-o", "x", "-"}, "--strict needs an input file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -141,6 +141,10 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return dryRun(input, ropts, f, stdout, stderr)
 	}
 	if f.strict {
+		if input == "-" {
+			// It reads the input through before the run reads it again.
+			return usagef("--strict needs an input file, not stdin")
+		}
 		if err := strict(input, ropts, stderr); err != nil {
 			return err
 		}
