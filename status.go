@@ -91,18 +91,13 @@ func report(path string, st *checkpoint.State, now time.Time) statusReport {
 	if st.Rows >= 0 {
 		r.Remaining = st.Rows - r.Done
 	}
-	// The rate of the latest session that got anything done.
-	for i := len(st.Sessions) - 1; i >= 0; i-- {
-		s := st.Sessions[i]
-		end := st.Updated
+	// The rate of the last session: only its end is known.
+	if k := len(st.Sessions); k > 0 {
+		s := st.Sessions[k-1]
 		n := r.Done - s.DoneAtStart
-		if i+1 < len(st.Sessions) {
-			continue // only the last session's end is known
-		}
-		if secs := end.Sub(s.Start).Seconds(); n > 0 && secs > 0 {
+		if secs := st.Updated.Sub(s.Start).Seconds(); n > 0 && secs > 0 {
 			r.RowsPerSec = float64(n) / secs
 		}
-		break
 	}
 	if r.Remaining == 0 {
 		r.ETASeconds = 0

@@ -9,9 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/decodo-batch/decodo-batch/io/jsonstr"
 )
 
 // DefaultEndpoint is the base URL of the real API.
@@ -156,21 +159,7 @@ func (r BatchRequest) MarshalJSON() ([]byte, error) {
 }
 
 func writeJSONString(b *bytes.Buffer, s string) {
-	simple := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
-			simple = false
-			break
-		}
-	}
-	if simple {
-		b.WriteByte('"')
-		b.WriteString(s)
-		b.WriteByte('"')
-		return
-	}
-	enc, _ := json.Marshal(s) // a string always marshals
-	b.Write(enc)
+	b.Write(jsonstr.Append(b.AvailableBuffer(), s))
 }
 
 // BatchResponse is the API's answer to a batch: its id (a number above 2^53,
@@ -184,18 +173,28 @@ type BatchResponse struct {
 // UnmarshalJSON accepts both forms the API is known to answer: the SDK's
 // object {"id", "queries", "errors"} and a bare array of task objects.
 func (r *BatchResponse) UnmarshalJSON(b []byte) error {
-	if fast, err := scanBatch(b); err == nil {
-		*r = *fast
-		return nil
+	fast, err := scanBatch(b)
+	if err != nil {
+		fast, err = decodeBatch(b)
 	}
+	if err == nil {
+		*r = *fast
+	}
+	return err
+}
+
+// decodeBatch reads a batch answer with encoding/json alone: what the fast
+// reader hands on, and the reference it is tested against.
+func decodeBatch(b []byte) (*BatchResponse, error) {
+	r := &BatchResponse{}
 	b = bytes.TrimSpace(b)
 	if len(b) > 0 && b[0] == '[' {
 		var ws []wireTask
 		if err := json.Unmarshal(b, &ws); err != nil {
-			return err
+			return nil, err
 		}
 		r.Tasks = tasksOf(ws)
-		return nil
+		return r, nil
 	}
 	var v struct {
 		ID      flexID            `json:"id"`
@@ -204,13 +203,13 @@ func (r *BatchResponse) UnmarshalJSON(b []byte) error {
 		Errors  []json.RawMessage `json:"errors"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
-		return err
+		return nil, err
 	}
 	r.ID, r.Tasks, r.Errors = string(v.ID), tasksOf(v.Queries), v.Errors
 	if r.Tasks == nil {
 		r.Tasks = tasksOf(v.Tasks)
 	}
-	return nil
+	return r, nil
 }
 
 // Result is one entry of a task's results: one page of what the target site
@@ -281,7 +280,7 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 && s < float64(math.MaxInt64/int64(time.Second)) {
 		return time.Duration(s * float64(time.Second))
 	}
-	if t, err := time.Parse(time.RFC1123, v); err == nil && t.After(now) {
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
 		return t.Sub(now)
 	}
 	return 0

@@ -453,6 +453,10 @@ func TestH1DeadIdleConnectionsAreSkipped(t *testing.T) {
 	if got := s.conns.Load(); got != n+1 {
 		t.Fatalf("%d new connections, want 1", got-n)
 	}
+	// the dead ones were closed, not left for later requests
+	if len(h.idle) != 1 {
+		t.Fatalf("%d idle connections, want the new one only", len(h.idle))
+	}
 }
 
 // A timeout is the server being slow: the GET is not sent again, and the

@@ -14,31 +14,8 @@ import (
 	"github.com/decodo-batch/decodo-batch/decodo/sandbox"
 )
 
-// slowBatch and slowResults decode with encoding/json only: the reference
-// the fast path must agree with.
-func slowBatch(b []byte) (*BatchResponse, error) {
-	var r BatchResponse
-	var ws []wireTask
-	if err := json.Unmarshal(b, &ws); err == nil {
-		r.Tasks = tasksOf(ws)
-		return &r, nil
-	}
-	var v struct {
-		ID      flexID            `json:"id"`
-		Queries []wireTask        `json:"queries"`
-		Tasks   []wireTask        `json:"tasks"`
-		Errors  []json.RawMessage `json:"errors"`
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return nil, err
-	}
-	r.ID, r.Tasks, r.Errors = string(v.ID), tasksOf(v.Queries), v.Errors
-	if r.Tasks == nil {
-		r.Tasks = tasksOf(v.Tasks)
-	}
-	return &r, nil
-}
-
+// slowResults decodes with encoding/json only: with decodeBatch, the
+// reference the fast path must agree with.
 func slowResults(b []byte) ([]Result, error) {
 	var v struct {
 		Results []Result `json:"results"`
@@ -70,7 +47,7 @@ func FuzzScan(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if fast, err := scanBatch(b); err == nil {
-			slow, serr := slowBatch(b)
+			slow, serr := decodeBatch(b)
 			if serr != nil {
 				t.Fatalf("fast batch read accepted what encoding/json refuses (%v): %q", serr, b)
 			}
@@ -78,7 +55,11 @@ func FuzzScan(f *testing.F) {
 			for i := 0; same && i < len(fast.Tasks); i++ {
 				same = reflect.DeepEqual(fast.Tasks[i], slow.Tasks[i])
 			}
-			if !same || fast.ID != slow.ID || len(fast.Errors) != len(slow.Errors) {
+			same = same && len(fast.Errors) == len(slow.Errors)
+			for i := 0; same && i < len(fast.Errors); i++ {
+				same = bytes.Equal(fast.Errors[i], slow.Errors[i])
+			}
+			if !same || fast.ID != slow.ID {
 				t.Fatalf("batch: fast %+v, encoding/json %+v", fast, slow)
 			}
 		}
@@ -92,7 +73,8 @@ func FuzzScan(f *testing.F) {
 			}
 			for i := range fast {
 				if string(fast[i].Content) != string(slow[i].Content) || fast[i].StatusCode != slow[i].StatusCode ||
-					fast[i].URL != slow[i].URL || fast[i].Query != slow[i].Query || fast[i].TaskID != slow[i].TaskID {
+					fast[i].URL != slow[i].URL || fast[i].Query != slow[i].Query || fast[i].TaskID != slow[i].TaskID ||
+					fast[i].UpdatedAt != slow[i].UpdatedAt {
 					t.Fatalf("result %d: fast %+v, encoding/json %+v", i, fast[i], slow[i])
 				}
 			}

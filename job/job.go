@@ -211,11 +211,8 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	}
 	defer j.Close()
 	st := j.State()
-	off := results.Offsets(st.Offsets)
-	if cfg.Restart {
-		off = results.Offsets{}
-	}
-	w, err := results.Open(cfg.Out, cfg.Compress, off)
+	// After --restart the state is new: its offsets are zero.
+	w, err := results.Open(cfg.Out, cfg.Compress, results.Offsets(st.Offsets))
 	if err != nil {
 		return nil, err
 	}

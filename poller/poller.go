@@ -262,11 +262,14 @@ func (p *Poller) statusDue(t *Task, age time.Duration) bool {
 		t.status = false
 		return true
 	}
+	if t.looks%3 != 0 { // first: the quantile takes the estimator's lock
+		return false
+	}
 	limit := p.cfg.StatusAfter
 	if q, ok := p.Est.Quantile(0.95); ok {
 		limit = max(q*3/2, time.Second)
 	}
-	return age > limit && t.looks%3 == 0
+	return age > limit
 }
 
 func (p *Poller) pending(t *Task, age time.Duration) {

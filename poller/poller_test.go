@@ -2,6 +2,7 @@ package poller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -319,7 +320,7 @@ func TestPollerAuthEndsRun(t *testing.T) {
 	p.Add(&Task{ID: "a", Submitted: time.Now().Add(-time.Hour)})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := p.Run(ctx); err == nil || ctx.Err() != nil {
+	if err := p.Run(ctx); !errors.Is(err, decodo.ErrAuth) || ctx.Err() != nil {
 		t.Fatalf("Run = %v (ctx %v), want ErrAuth before the timeout", err, ctx.Err())
 	}
 }

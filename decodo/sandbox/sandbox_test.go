@@ -641,7 +641,7 @@ func TestFaultedTasks(t *testing.T) {
 func TestExpiredAndUnknownTasksAre404(t *testing.T) {
 	t.Parallel()
 	clock := newClock()
-	_, base := start(t, Config{TTL: time.Hour, Now: clock.Now})
+	srv, base := start(t, Config{TTL: time.Hour, Now: clock.Now})
 	id := submitOne(t, base, map[string]any{"url": "https://a.example/"})
 	clock.Advance(time.Hour - time.Second)
 	for _, p := range []string{"/v3/task/" + id, "/v3/task/" + id + "/results"} {
@@ -652,6 +652,12 @@ func TestExpiredAndUnknownTasksAre404(t *testing.T) {
 	clock.Advance(time.Second)
 	// A new task makes the sandbox free the expired one; both must be 404.
 	submitOne(t, base, map[string]any{"url": "https://b.example/"})
+	srv.mu.Lock()
+	kept := len(srv.tasks)
+	srv.mu.Unlock()
+	if kept != 1 {
+		t.Errorf("%d tasks kept, want the new one only: the expired one was not freed", kept)
+	}
 	for _, p := range []string{
 		"/v3/task/" + id, "/v3/task/" + id + "/results",
 		"/v3/task/7434928397127555073", "/v3/task/7434928397127555073/results",

@@ -71,7 +71,8 @@ type Reject struct {
 type file struct {
 	f    *os.File
 	buf  *bufio.Writer
-	gz   *gzip.Writer // nil unless compressed; a new member after each commit
+	gz   *gzip.Writer // nil until compressed output is written; reused for each member
+	open bool         // a gzip member is open: the next commit ends it
 	size int64        // bytes written to f (after the last commit)
 	cw   countWriter
 	used bool // written since the last commit
@@ -152,9 +153,13 @@ func (w *Writer) write(i int, line []byte) error {
 	fl := w.files[i]
 	fl.used = true
 	if w.compress {
-		if fl.gz == nil {
+		switch {
+		case fl.gz == nil:
 			fl.gz, _ = gzip.NewWriterLevel(fl.buf, gzip.BestSpeed)
+		case !fl.open:
+			fl.gz.Reset(fl.buf) // a new member, without a new writer's buffers
 		}
+		fl.open = true
 		_, err := fl.gz.Write(line)
 		return err
 	}
@@ -253,11 +258,11 @@ func (w *Writer) Commit() (Offsets, error) {
 		if !fl.used {
 			continue
 		}
-		if fl.gz != nil {
+		if fl.open {
 			if err := fl.gz.Close(); err != nil {
 				return Offsets{}, fmt.Errorf("write %s: %w", fl.f.Name(), err)
 			}
-			fl.gz = nil
+			fl.open = false
 		}
 		if err := fl.buf.Flush(); err != nil {
 			return Offsets{}, fmt.Errorf("write %s: %w", fl.f.Name(), err)

@@ -511,7 +511,11 @@ func runTool(ctx context.Context, o *options, bin, tmp, endpoint, input string, 
 		return "", fmt.Errorf("decodo-batch exited %d; its log ends:\n%s", res.ExitCode, tail(logPath, 20))
 	}
 
-	if user, sys, rss, err := parseGNUTime(timeFile); useTime && err == nil {
+	user, sys, rss, err := 0.0, 0.0, int64(0), errors.New("not run under "+gnuTime)
+	if useTime {
+		user, sys, rss, err = parseGNUTime(timeFile)
+	}
+	if err == nil {
 		res.CPUUser, res.CPUSys, res.PeakRSSMB = user, sys, float64(rss)/1024
 		res.CPUSource = gnuTime + " -v"
 	} else {
@@ -623,12 +627,11 @@ type baseline struct {
 }
 
 type pollTask struct {
-	row   int // 0-based
-	id    string
-	next  time.Time
-	done  bool // the status said done: fetch the results
-	errs  int
-	index int
+	row  int // 0-based
+	id   string
+	next time.Time
+	done bool // the status said done: fetch the results
+	errs int
 }
 
 type apiTask struct {
@@ -901,7 +904,7 @@ func (b *baseline) look(ctx context.Context, t *pollTask) {
 			Status string `json:"status"`
 		}
 		if err := json.Unmarshal(data, &st); err != nil {
-			b.retry(t, fmt.Errorf("status of %s: %w", t.id, err))
+			b.retry(t)
 			return
 		}
 		switch st.Status {
@@ -931,7 +934,7 @@ func (b *baseline) look(ctx context.Context, t *pollTask) {
 		Results json.RawMessage `json:"response"`
 	}{t.row + 1, b.urls[t.row], t.id, data})
 	if err != nil {
-		b.retry(t, err)
+		b.retry(t)
 		return
 	}
 	b.finish(ctx, append(line, '\n'))
@@ -944,11 +947,11 @@ func (b *baseline) ok(ctx context.Context, t *pollTask, code int, retry time.Dur
 	case ctx.Err() != nil:
 		return false
 	case err != nil:
-		b.retry(t, err)
+		b.retry(t)
 	case code == http.StatusTooManyRequests:
 		b.again(t, time.Now().Add(max(retry, time.Second)))
 	case code >= 500:
-		b.retry(t, fmt.Errorf("HTTP %d", code))
+		b.retry(t)
 	case code == http.StatusOK || code == http.StatusNoContent:
 		t.errs = 0
 		return true
@@ -959,7 +962,9 @@ func (b *baseline) ok(ctx context.Context, t *pollTask, code int, retry time.Dur
 	return false
 }
 
-func (b *baseline) retry(t *pollTask, _ error) {
+// retry looks at t again after the poll interval, or gives it up after 10
+// failed requests in a row.
+func (b *baseline) retry(t *pollTask) {
 	if t.errs++; t.errs > 10 {
 		b.lost.Add(1)
 		b.finish(context.Background(), nil)
@@ -987,15 +992,8 @@ type pollHeap []*pollTask
 
 func (h pollHeap) Len() int           { return len(h) }
 func (h pollHeap) Less(i, j int) bool { return h[i].next.Before(h[j].next) }
-func (h pollHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
-}
-func (h *pollHeap) Push(x any) {
-	t := x.(*pollTask)
-	t.index = len(*h)
-	*h = append(*h, t)
-}
+func (h pollHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *pollHeap) Push(x any)        { *h = append(*h, x.(*pollTask)) }
 func (h *pollHeap) Pop() any {
 	old := *h
 	t := old[len(old)-1]
