@@ -8,6 +8,7 @@ import (
 
 	"github.com/decodo-batch/decodo-batch/batcher"
 	"github.com/decodo-batch/decodo-batch/io/records"
+	"github.com/decodo-batch/decodo-batch/job"
 )
 
 // maxListed caps the bad rows printed by --strict and --dry-run.
@@ -84,7 +85,7 @@ func dryRun(input string, opts records.Options, f runFlags, stdout, stderr io.Wr
 	fmt.Fprintf(stdout, "rows      %d\nvalid     %d\nrejects   %d\ngroups    %d\nbatches   %d (%d partly filled)\nleast submission time  %s at --batch-interval %s\nread in   %.2fs (%.0f rows/s)\n",
 		rows, rows-bad, bad, len(keys), batches, partial, least, f.batchInterval, secs, float64(rows)/max(secs, 1e-9))
 	if bad > 0 {
-		return errPartial
+		return fmt.Errorf("%d bad rows: %w", bad, job.ErrPartial)
 	}
 	return nil
 }

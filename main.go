@@ -16,14 +16,17 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/decodo-batch/decodo-batch/decodo"
 	"github.com/decodo-batch/decodo-batch/io/checkpoint"
+	"github.com/decodo-batch/decodo-batch/io/records"
+	"github.com/decodo-batch/decodo-batch/io/results"
 	"github.com/decodo-batch/decodo-batch/job"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// Exit codes (design.md).
+// Exit codes, for cron and scripts; they are decided here only.
 const (
 	exitOK      = 0
 	exitFatal   = 1
@@ -39,9 +42,6 @@ type usageError struct{ msg string }
 func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
-
-// errPartial: the run finished, but some rows failed or were rejected.
-var errPartial = errors.New("finished, but some rows failed or were rejected")
 
 func main() {
 	if os.Getenv("GOGC") == "" {
@@ -59,11 +59,17 @@ func main() {
 	}()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	os.Exit(reportErr(err, os.Stderr))
+}
+
+// reportErr prints err to stderr, unless its exit code says it all (the run
+// printed its own summary), and returns the exit code.
+func reportErr(err error, stderr io.Writer) int {
 	code := exitCode(err)
-	if err != nil && code != exitPartial && code != exitStopped {
-		fmt.Fprintln(os.Stderr, "decodo-batch:", err)
+	if err != nil && code != exitOK && code != exitPartial && code != exitStopped {
+		fmt.Fprintln(stderr, "decodo-batch:", err)
 	}
-	os.Exit(code)
+	return code
 }
 
 func exitCode(err error) int {
@@ -80,10 +86,25 @@ func exitCode(err error) int {
 		return exitLocked
 	case errors.Is(err, job.ErrStopped):
 		return exitStopped
-	case errors.Is(err, errPartial):
+	case errors.Is(err, job.ErrPartial):
 		return exitPartial
 	}
 	return exitFatal
+}
+
+// advise adds what the user can do about an error the libraries report
+// without speaking of flags or the environment.
+func advise(err error) error {
+	var mismatch *checkpoint.MismatchError
+	switch {
+	case errors.As(err, &mismatch), errors.Is(err, results.ErrShorter), errors.Is(err, job.ErrStdinCheckpoint):
+		return fmt.Errorf("%w; use the same input and options to resume, or --restart to discard the checkpoint and outputs and start over", err)
+	case errors.Is(err, decodo.ErrAuth):
+		return fmt.Errorf("%w; check DECODO_TOKEN (the Basic token from the Decodo dashboard), or DECODO_USERNAME and DECODO_PASSWORD, or --token-file", err)
+	case errors.Is(err, records.ErrFormat):
+		return fmt.Errorf("%w; give --format csv|jsonl|txt", err)
+	}
+	return err
 }
 
 const usageText = `decodo-batch runs large scraping jobs through the Decodo Scraper API.

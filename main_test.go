@@ -16,7 +16,7 @@ func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	err := run(context.Background(), args, &out, &errb)
-	return exitCode(err), out.String(), errb.String()
+	return reportErr(err, &errb), out.String(), errb.String()
 }
 
 func countLines(t *testing.T, path string) int {
@@ -122,6 +122,13 @@ func TestRunExitCodes(t *testing.T) {
 	code, _, _ = runCLI(t, "run", "--sandbox", filepath.Join(dir, "missing.txt"), "-o", out, "--progress", "none")
 	if code != exitFatal {
 		t.Errorf("missing input: exit %d, want 1", code)
+	}
+
+	// The journal refuses another input; the advice comes from main.
+	os.WriteFile(in, []byte("https://example.com/9\nftp://bad\nhttps://example.com/2\n"), 0o644)
+	code, _, stderr = runCLI(t, "run", "--sandbox", in, "-o", out, "--progress", "none")
+	if code != exitFatal || !strings.Contains(stderr, "belongs to another job") || !strings.Contains(stderr, "--restart") {
+		t.Errorf("changed input: exit %d, want 1 with advice to use --restart: %s", code, stderr)
 	}
 }
 

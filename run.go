@@ -191,16 +191,10 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if errors.As(err, &locked) {
 		return fmt.Errorf("%w (output %s)", err, f.out)
 	}
-	if sum != nil && !f.quiet && (err == nil || sum.Results+sum.Failed+sum.Rejected+sum.Pending > 0) {
+	if sum != nil && !f.quiet && (sum.Outcome != "error" || sum.Results+sum.Failed+sum.Rejected+sum.Pending > 0) {
 		printSummary(stderr, sum, f.out)
 	}
-	if err != nil {
-		return err
-	}
-	if sum.ExitCode == exitPartial {
-		return errPartial
-	}
-	return nil
+	return advise(err)
 }
 
 func progressMode(mode string, quiet bool, stderr io.Writer) string {
@@ -247,7 +241,7 @@ func connect(ctx context.Context, f *runFlags, log *slog.Logger, stderr io.Write
 	}
 	token := randomToken()
 	scfg.Tokens = []string{token}
-	srv, addr, err := serveSandbox(ctx, "127.0.0.1:0", scfg)
+	srv, addr, err := serveSandbox("127.0.0.1:0", scfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -260,8 +254,9 @@ func connect(ctx context.Context, f *runFlags, log *slog.Logger, stderr io.Write
 	return c, func() { srv.Close() }, nil
 }
 
-// serveSandbox serves a sandbox on addr until ctx is done or Close.
-func serveSandbox(ctx context.Context, addr string, cfg sandbox.Config) (*http.Server, string, error) {
+// serveSandbox serves a sandbox on addr until the caller closes the server
+// (run --sandbox keeps it past the first signal: requests in flight finish).
+func serveSandbox(addr string, cfg sandbox.Config) (*http.Server, string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", fmt.Errorf("sandbox: %w", err)
@@ -309,7 +304,7 @@ func printSummary(w io.Writer, s *job.Summary, out string) {
 	}
 	fmt.Fprintf(w, "decodo-batch: %s rows: %d results, %d failed, %d rejected, %d pending; %d batches, %.1fs, %.1f tasks/s, %.2f GETs/task\n",
 		rows, s.Results, s.Failed, s.Rejected, s.Pending, s.Batches, s.Seconds, s.TasksPerSec, s.GetsPerTask)
-	if s.Stopped != "" && s.ExitCode == exitStopped {
+	if s.Outcome == "stopped" {
 		fmt.Fprintf(w, "decodo-batch: stopped (%s): run the same command again to continue\n", s.Stopped)
 	}
 	if s.Failed+s.Rejected > 0 {

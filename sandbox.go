@@ -27,7 +27,7 @@ func sandboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(pos) > 0 {
 		return usagef("sandbox takes no arguments, got %q", pos)
 	}
-	srv, bound, err := serveSandbox(ctx, *addr, cfg)
+	srv, bound, err := serveSandbox(*addr, cfg)
 	if err != nil {
 		return err
 	}

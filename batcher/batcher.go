@@ -32,15 +32,34 @@ type Submitter interface {
 	SubmitBatch(ctx context.Context, req decodo.BatchRequest) (*decodo.BatchResponse, error)
 }
 
-// Sink learns what became of each item. Its methods are called from the
-// batcher's goroutines and must not block for long.
-type Sink interface {
-	// Submitted: the API queued items[i] as task ids[i] at time at.
-	Submitted(items []Item, ids []string, at time.Time)
-	// Rejected: the API refused these items for reason; they will not be tried again.
-	Rejected(items []Item, reason string)
-	// Failed: these items could not be submitted (5xx, network) after every attempt.
-	Failed(items []Item, reason string)
+// EventKind says what became of the items of an [Event].
+type EventKind uint8
+
+// The kinds of [Event].
+const (
+	Submitted EventKind = iota + 1 // the API queued Items[i] as task IDs[i] at At
+	Rejected                       // the API refused the items for Reason; not tried again
+	Failed                         // the items could not be submitted (5xx, network, an unreadable answer)
+)
+
+// Event is what the batcher tells its owner about some of its items. Each
+// item it was given ends in exactly one event.
+type Event struct {
+	Kind   EventKind
+	Items  []Item
+	IDs    []string  // Submitted: the task id of each item
+	At     time.Time // Submitted: when the API answered
+	Reason string    // Rejected, Failed
+}
+
+// Input is what the owner feeds a batcher with.
+type Input struct {
+	Rows  <-chan Item   // new rows; closed when the input ended
+	Again <-chan []Item // rows to submit again (faulted or expired tasks)
+	// Hold carries the owner's view of the tasks in flight: after a true,
+	// no batch goes out until a false (results come back slower than
+	// batches go out, and memory grows with the tasks in flight). May be nil.
+	Hold <-chan bool
 }
 
 // Config tunes a [Batcher]. Zero fields take the defaults in brackets.
@@ -58,9 +77,6 @@ type Config struct {
 	Attempts int // tries of a batch on 5xx or network errors [5]
 	Backoff  decodo.Backoff
 	Log      *slog.Logger
-	// Hold, when set and true, keeps the next batch back (the caller has
-	// too many tasks in flight); it is asked before each slot.
-	Hold func() bool
 }
 
 // Stats counts what the batcher did.
@@ -72,11 +88,11 @@ type Stats struct {
 	First, Last atomic.Int64 // unix nanos of the first and last accepted submission
 }
 
-// Batcher groups and submits items. Create it with [New], feed it with Run's
-// input channel and [Batcher.Resubmit].
+// Batcher groups and submits items. Create it with [New] and start it with
+// [Batcher.Run].
 type Batcher struct {
 	api   Submitter
-	sink  Sink
+	out   chan<- Event // set by Run
 	cfg   Config
 	lim   *rate.Limiter
 	base  rate.Limit
@@ -86,14 +102,12 @@ type Batcher struct {
 	lastSent time.Time
 
 	mu     sync.Mutex
-	again  []Item
-	signal chan struct{}
 	slow   atomic.Int32  // successes to go before the limiter is back to base
 	margin time.Duration // over the interval; doubles with each 429 (under mu)
 }
 
-// New returns a batcher that submits to api and reports to sink.
-func New(api Submitter, sink Sink, cfg Config) *Batcher {
+// New returns a batcher that submits to api.
+func New(api Submitter, cfg Config) *Batcher {
 	if cfg.Size <= 0 || cfg.Size > decodo.MaxBatchItems {
 		cfg.Size = decodo.MaxBatchItems
 	}
@@ -126,44 +140,39 @@ func New(api Submitter, sink Sink, cfg Config) *Batcher {
 	margin := min(max(cfg.Interval/40, 4*time.Millisecond), 25*time.Millisecond)
 	base := rate.Every(cfg.Interval + margin)
 	return &Batcher{
-		api: api, sink: sink, cfg: cfg,
+		api: api, cfg: cfg,
 		lim:    rate.NewLimiter(base, 1),
 		base:   base,
 		margin: margin,
-		signal: make(chan struct{}, 1),
 	}
 }
 
-// Resubmit queues items to be submitted again (faulted or expired tasks).
-// It never blocks.
-func (b *Batcher) Resubmit(items ...Item) {
-	b.mu.Lock()
-	b.again = append(b.again, items...)
-	b.mu.Unlock()
-	select {
-	case b.signal <- struct{}{}:
-	default:
-	}
-}
-
-// Run groups the items of in and submits them until ctx is done. After in
-// is closed, partial groups go out without waiting; Run keeps serving
-// [Batcher.Resubmit] until ctx is done. When ctx is done, requests in flight
-// are let finish (their tasks are paid for) and Run returns nil; it returns
-// [decodo.ErrAuth] when the token is refused, which the caller treats as fatal.
-func (b *Batcher) Run(ctx context.Context, in <-chan Item) error {
+// Run groups the items of in.Rows and in.Again and submits them until ctx is
+// done, telling out what became of each. After in.Rows is closed, partial
+// groups go out without waiting; Run keeps serving in.Again until ctx is
+// done. When ctx is done, requests in flight are let finish (their tasks are
+// paid for, and their events are sent: the owner must keep reading out
+// until Run returns) and Run returns nil; it returns [decodo.ErrAuth] when
+// the token is refused, which the caller treats as fatal. Run may be called
+// once.
+func (b *Batcher) Run(ctx context.Context, in Input, out chan<- Event) error {
+	b.out = out
 	want, ready := make(chan struct{}), make(chan *Batch, 1)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { b.group(gctx, in, want, ready); return nil })
-	g.Go(func() error { return b.submit(gctx, want, ready) })
+	g.Go(func() error { b.group(gctx, in.Rows, in.Again, want, ready); return nil })
+	g.Go(func() error { return b.submit(gctx, in.Hold, want, ready) })
 	return g.Wait()
 }
+
+// report sends an event to the owner. It does not give up when ctx is
+// done: a submission's task ids are paid for and must reach the journal.
+func (b *Batcher) report(e Event) { b.out <- e }
 
 // group owns the grouper. When the submitter asks (want), it hands over
 // the next batch: full batches first in the order they filled, else the
 // oldest partial group once it has had a moment to fill (at once after the
 // input ended). Groups keep filling until a slot actually wants them.
-func (b *Batcher) group(ctx context.Context, in <-chan Item, want <-chan struct{}, ready chan<- *Batch) {
+func (b *Batcher) group(ctx context.Context, in <-chan Item, again <-chan []Item, want <-chan struct{}, ready chan<- *Batch) {
 	gr := NewGrouper(b.cfg.Size, b.cfg.MaxOpen, b.cfg.MaxItems)
 	var queue []*Batch // full or evicted batches, in order
 	tick := time.NewTicker(min(b.cfg.MaxAge/4, 50*time.Millisecond))
@@ -210,12 +219,8 @@ func (b *Batcher) group(ctx context.Context, in <-chan Item, want <-chan struct{
 			add(it)
 		case <-want:
 			asked = true
-		case <-b.signal:
-			b.mu.Lock()
-			again := b.again
-			b.again = nil
-			b.mu.Unlock()
-			for _, it := range again {
+		case items := <-again:
+			for _, it := range items {
 				add(it)
 			}
 		case <-tick.C:
@@ -232,7 +237,7 @@ func (b *Batcher) group(ctx context.Context, in <-chan Item, want <-chan struct{
 
 // submit asks for a batch when its slot comes and posts it, several in
 // flight at once.
-func (b *Batcher) submit(ctx context.Context, want chan<- struct{}, ready <-chan *Batch) error {
+func (b *Batcher) submit(ctx context.Context, hold <-chan bool, want chan<- struct{}, ready <-chan *Batch) error {
 	// Requests in flight outlive a cancelled ctx: their answer carries the
 	// task ids we pay for. Only an auth error cancels them.
 	pctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
@@ -241,10 +246,16 @@ func (b *Batcher) submit(ctx context.Context, want chan<- struct{}, ready <-chan
 	defer stop()
 	var pg errgroup.Group
 	pg.SetLimit(b.cfg.InFlight)
+	held := false
 	for lctx.Err() == nil {
-		for b.cfg.Hold != nil && b.cfg.Hold() {
-			if decodo.Sleep(lctx, 50*time.Millisecond) != nil {
-				break
+		select {
+		case held = <-hold:
+		default:
+		}
+		for held && lctx.Err() == nil {
+			select {
+			case held = <-hold:
+			case <-lctx.Done():
 			}
 		}
 		// Ask only when the limiter would let a batch go now, so a partial
@@ -345,14 +356,14 @@ func (b *Batcher) post(ctx context.Context, bt *Batch) error {
 		}
 		reason := apiErr.Error()
 		if named, rest := splitNamed(n.items, apiErr); len(named) > 0 {
-			b.sink.Rejected(named, reason)
+			b.report(Event{Kind: Rejected, Items: named, Reason: reason})
 			if len(rest) > 0 {
 				queue = append(queue, node{rest, n.depth})
 			}
 			continue
 		}
 		if len(n.items) == 1 || (n.depth >= 3 && accepted == 0) {
-			b.sink.Rejected(n.items, reason)
+			b.report(Event{Kind: Rejected, Items: n.items, Reason: reason})
 			continue
 		}
 		b.Stats.Splits.Add(1)
@@ -447,7 +458,7 @@ func (b *Batcher) send(ctx context.Context, key Key, items []Item) error {
 		case errors.As(err, &answerErr):
 			// Queued, but which task is which row is unknown.
 			b.cfg.Log.Warn("batch answer unreadable", "items", len(items), "err", err)
-			b.sink.Failed(items, "the API accepted the batch but its answer could not be read, so its task ids are unknown; not sent again, which would pay twice: "+err.Error())
+			b.report(Event{Kind: Failed, Items: items, Reason: "the API accepted the batch but its answer could not be read, so its task ids are unknown; not sent again, which would pay twice: " + err.Error()})
 			return nil
 		case isAPI && apiErr.Auth():
 			return fmt.Errorf("%w: %s", decodo.ErrAuth, apiErr.Message)
@@ -467,13 +478,13 @@ func (b *Batcher) send(ctx context.Context, key Key, items []Item) error {
 			if apiErr.Validation() || apiErr.StatusCode == 413 {
 				return apiErr
 			}
-			b.sink.Failed(items, err.Error())
+			b.report(Event{Kind: Failed, Items: items, Reason: err.Error()})
 			return nil
 		}
 		failures++
 		if failures >= b.cfg.Attempts {
 			b.cfg.Log.Warn("batch failed", "items", len(items), "attempts", failures, "err", err)
-			b.sink.Failed(items, fmt.Sprintf("submit failed after %d attempts: %v", failures, err))
+			b.report(Event{Kind: Failed, Items: items, Reason: fmt.Sprintf("submit failed after %d attempts: %v", failures, err)})
 			return nil
 		}
 		b.cfg.Log.Debug("batch retry", "items", len(items), "err", err)
@@ -520,7 +531,7 @@ func (b *Batcher) accepted(items []Item, list []string, resp *decodo.BatchRespon
 		okIDs = append(okIDs, id)
 	}
 	if len(okItems) > 0 {
-		b.sink.Submitted(okItems, okIDs, now)
+		b.report(Event{Kind: Submitted, Items: okItems, IDs: okIDs, At: now})
 	}
 	if len(missing) > 0 {
 		reason := "the API queued no task for this item"
@@ -531,7 +542,7 @@ func (b *Batcher) accepted(items []Item, list []string, resp *decodo.BatchRespon
 			}
 			reason += ": " + strings.Join(parts, "; ")
 		}
-		b.sink.Rejected(missing, reason)
+		b.report(Event{Kind: Rejected, Items: missing, Reason: reason})
 	}
 }
 

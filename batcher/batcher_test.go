@@ -78,31 +78,36 @@ func (s *recSink) add(n int) {
 	}
 }
 
-func (s *recSink) Submitted(items []Item, ids []string, at time.Time) {
+func (s *recSink) record(e Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, it := range items {
-		s.submitted[it.URL+it.Query] = ids[i]
+	for i, it := range e.Items {
+		switch e.Kind {
+		case Submitted:
+			s.submitted[it.URL+it.Query] = e.IDs[i]
+		case Rejected:
+			s.rejected[it.URL+it.Query] = e.Reason
+		case Failed:
+			s.failed[it.URL+it.Query] = e.Reason
+		}
 	}
-	s.add(len(items))
+	s.add(len(e.Items))
 }
 
-func (s *recSink) Rejected(items []Item, reason string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, it := range items {
-		s.rejected[it.URL+it.Query] = reason
-	}
-	s.add(len(items))
-}
-
-func (s *recSink) Failed(items []Item, reason string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, it := range items {
-		s.failed[it.URL+it.Query] = reason
-	}
-	s.add(len(items))
+// listen records the batcher's events until ctx is done.
+func (s *recSink) listen(ctx context.Context) chan<- Event {
+	ch := make(chan Event)
+	go func() {
+		for {
+			select {
+			case e := <-ch:
+				s.record(e)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ch
 }
 
 func urlItems(n int, mark func(i int) string) []Item {
@@ -130,12 +135,14 @@ func runBatcher(t *testing.T, api Submitter, cfg Config, items []Item) (*recSink
 		// request counts are exact; the end of the input flushes the rest.
 		cfg.FillWait = time.Minute
 	}
-	b := New(api, sink, cfg)
+	b := New(api, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	lctx, stopListening := context.WithCancel(context.Background())
+	defer stopListening()
 	in := make(chan Item)
 	errc := make(chan error, 1)
-	go func() { errc <- b.Run(ctx, in) }()
+	go func() { errc <- b.Run(ctx, Input{Rows: in}, sink.listen(lctx)) }()
 	go func() {
 		defer close(in)
 		for _, it := range items {
@@ -371,18 +378,18 @@ func TestResubmitJoinsBatches(t *testing.T) {
 	t.Parallel()
 	api := &fakeAPI{}
 	sink := newSink(20)
-	b := New(api, sink, Config{Size: 10, Interval: time.Millisecond})
+	b := New(api, Config{Size: 10, Interval: time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	in := make(chan Item)
+	in, again := make(chan Item), make(chan []Item)
 	close(in)
-	go b.Run(ctx, in)
+	go b.Run(ctx, Input{Rows: in, Again: again}, sink.listen(ctx))
 	items := urlItems(20, nil)
 	for i := range items {
 		items[i].Attempt = 2
 	}
-	b.Resubmit(items[:10]...)
-	b.Resubmit(items[10:]...)
+	again <- items[:10]
+	again <- items[10:]
 	select {
 	case <-sink.done:
 	case <-time.After(10 * time.Second):

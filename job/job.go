@@ -23,16 +23,24 @@ import (
 	"time"
 
 	"github.com/decodo-batch/decodo-batch/batcher"
-	"github.com/decodo-batch/decodo-batch/decodo"
 	"github.com/decodo-batch/decodo-batch/io/checkpoint"
 	"github.com/decodo-batch/decodo-batch/io/records"
 	"github.com/decodo-batch/decodo-batch/io/results"
 	"github.com/decodo-batch/decodo-batch/poller"
 )
 
-// ErrStopped is returned by [Run] when the run stopped before every row was
-// done (a signal, --max-runtime, --no-wait): run again to continue.
-var ErrStopped = errors.New("stopped before the end; run the same command again to continue")
+// Errors [Run] returns besides fatal ones; the command line maps them to
+// exit codes.
+var (
+	// ErrStopped: the run stopped before every row was done (a signal, the
+	// runtime limit, no-wait): run again to continue.
+	ErrStopped = errors.New("stopped before the end; run the same command again to continue")
+	// ErrPartial: the run finished, but some rows failed or were rejected.
+	ErrPartial = errors.New("finished, but some rows failed or were rejected")
+	// ErrStdinCheckpoint: OUT holds a checkpoint, and input from stdin
+	// cannot be checked against it.
+	ErrStdinCheckpoint = errors.New("the output directory holds a checkpoint, and input from stdin cannot be checked against it")
+)
 
 // ResultsWindow is how long the API keeps results; a task submitted longer
 // ago than this (less a margin) is submitted again on resume.
@@ -98,97 +106,23 @@ func shape(c *Config) string {
 	return fmt.Sprintf("format=%q target=%q params=%s", c.Records.Format, c.Records.DefaultTarget, c.Records.Defaults)
 }
 
-// event is what the producers (reader, batcher, poller) tell the owner.
-type event interface{}
-
-type (
-	evReject struct {
-		row, line     int64
-		input, reason string
-	}
-	evRefused struct {
-		items  []batcher.Item
-		reason string
-	} // the API refused them
-	evFailed struct {
-		items  []batcher.Item
-		reason string
-	} // could not be submitted
-	evSubmitted struct {
-		items []batcher.Item
-		ids   []string
-		at    time.Time
-	}
-	evDone struct {
-		t   *poller.Task
-		res []decodo.Result
-		at  time.Time
-	}
-	evLost struct {
-		t      *poller.Task
-		reason string
-	}
-	evResume struct {
-		rec records.Record
-		p   checkpoint.Pending
-	}
-	evInputEnd struct{ rows int64 }
-)
-
-// sink turns batcher and poller callbacks into events for the owner.
-// Submissions have a channel of their own, which the owner serves first:
-// until their task ids are in the journal, a crash would pay for them twice.
-type sink struct{ ch, submits chan<- event }
-
-func (s sink) Submitted(items []batcher.Item, ids []string, at time.Time) {
-	s.submits <- evSubmitted{items, ids, at}
-}
-func (s sink) Rejected(items []batcher.Item, reason string) { s.ch <- evRefused{items, reason} }
-func (s sink) Failed(items []batcher.Item, reason string)   { s.ch <- evFailed{items, reason} }
-func (s sink) Done(t *poller.Task, res []decodo.Result, at time.Time) {
-	s.ch <- evDone{t, res, at}
-}
-func (s sink) Lost(t *poller.Task, reason string) { s.ch <- evLost{t, reason} }
-
-// resumeView is the checkpoint's state frozen at start, for the reader
-// (the live state belongs to the owner).
-type resumeView struct {
-	done    []uint64
-	pending map[int64]checkpoint.Pending
-}
-
-func (v *resumeView) isDone(row int64) bool {
-	i := row >> 6
-	return i < int64(len(v.done)) && v.done[i]&(1<<(row&63)) != 0
-}
-
-func freeze(st *checkpoint.State) *resumeView {
-	v := &resumeView{pending: make(map[int64]checkpoint.Pending, st.PendingCount())}
-	maxRow := st.MaxSubmittedRow()
-	v.done = make([]uint64, maxRow/64+1)
-	for r := int64(1); r <= maxRow; r++ {
-		if st.Done(r) {
-			v.done[r>>6] |= 1 << (r & 63)
-		}
-	}
-	st.EachPending(func(row int64, p checkpoint.Pending) bool {
-		v.pending[row] = p
-		return true
-	})
-	return v
-}
-
 // Run runs the job to its end, or until it stops. It returns the summary
-// (also written to OUT/summary.json) and: nil when every row is done;
+// (also written to OUT/summary.json) and: nil when every row has a result;
+// [ErrPartial] when every row is done but some failed or were rejected;
 // [ErrStopped] when it stopped early; *[checkpoint.LockedError] when another
-// run holds the checkpoint; [decodo.ErrAuth] when the token is refused; or
-// another fatal error (input, output, checkpoint).
+// run holds the checkpoint; *[checkpoint.MismatchError] when the checkpoint
+// belongs to another input; [ErrStdinCheckpoint]; [decodo.ErrAuth] (wrapped)
+// when the token is refused; or another fatal error (input, output,
+// checkpoint).
 func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Stderr == nil {
 		cfg.Stderr = io.Discard
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
 	}
 	started := time.Now()
 	size, hash, err := Fingerprint(cfg.Input)
@@ -199,7 +133,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if cfg.Input == "-" {
 		hdr.InputHash = "stdin"
 		if _, err := os.Stat(cfg.checkpointPath()); err == nil && !cfg.Restart {
-			return nil, fmt.Errorf("%s holds a checkpoint, and input from stdin cannot be checked against it: resume with the input file, or use --restart", cfg.Out)
+			return nil, fmt.Errorf("%s: %w", cfg.Out, ErrStdinCheckpoint)
 		}
 	}
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
@@ -211,36 +145,20 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	}
 	defer j.Close()
 	st := j.State()
-	// After --restart the state is new: its offsets are zero.
-	w, err := results.Open(cfg.Out, cfg.Compress, results.Offsets(st.Offsets))
+	// After a restart the state is new: its offsets are zero.
+	w, err := results.Open(cfg.Out, cfg.Compress, st.Offsets)
 	if err != nil {
 		return nil, err
 	}
 	defer w.Close()
 	resumed := st.DoneCount() > 0 || st.PendingCount() > 0
-	view := freeze(st)
 	if resumed {
 		cfg.Log.Info("resuming", "done", st.DoneCount(), "pending", st.PendingCount(), "checkpoint", cfg.checkpointPath())
 	}
 
 	api := newCounted(cfg.API)
-	events, submits := make(chan event, 1024), make(chan event, 16)
-	snk := sink{events, submits}
-	o := &owner{
-		cfg: &cfg, j: j, st: st, w: w, api: api, events: events, submits: submits,
-		sum:   Summary{Input: cfg.Input, Rows: -1, Started: started, Resumed: resumed},
-		total: -1,
-	}
-	o.sum.Skipped = st.DoneCount()
-	o.p = poller.New(api, snk, cfg.Poll)
-	maxInFlight := cfg.MaxInFlight
-	if maxInFlight <= 0 {
-		maxInFlight = DefaultMaxInFlight
-	}
-	// Memory grows with the tasks in flight: submitting faster than
-	// results come back only piles them up.
-	cfg.Batch.Hold = func() bool { return o.p.Len() >= maxInFlight }
-	o.b = batcher.New(api, snk, cfg.Batch)
+	o := newOwner(&cfg, j, w, api)
+	o.sum = Summary{Input: cfg.Input, Rows: -1, Started: started, Resumed: resumed, Skipped: st.DoneCount()}
 
 	rctx, stopRead := context.WithCancel(context.Background())
 	bctx, stopBatch := context.WithCancel(context.Background())
@@ -250,36 +168,47 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	defer stopBatch()
 	defer stopPoll()
 
-	items := make(chan batcher.Item)
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
 	wg.Add(3)
-	go func() { defer wg.Done(); errs <- o.read(rctx, view, items) }()
-	go func() { defer wg.Done(); errs <- o.b.Run(bctx, items) }()
-	go func() { defer wg.Done(); errs <- o.p.Run(pctx) }()
+	go func() { defer wg.Done(); errs <- read(rctx, cfg.Input, cfg.Records, o.reads) }()
+	go func() {
+		defer wg.Done()
+		errs <- o.b.Run(bctx, batcher.Input{Rows: o.rows, Again: o.again, Hold: o.hold}, o.batches)
+	}()
+	go func() { defer wg.Done(); errs <- o.p.Run(pctx, o.polls) }()
 	quiet := make(chan struct{})
 	go func() { wg.Wait(); close(quiet) }()
 
-	prog := newProgress(cfg.Progress, cfg.Stderr, cfg.Log, o)
+	prog := newProgress(cfg.Progress, cfg.Stderr, cfg.Log, &o.prog)
 	err = o.loop(ctx, errs, quiet)
 	prog.stop()
 	return o.finish(err)
 }
 
-// read streams the input: bad rows to the owner, rows done by an earlier
-// run skipped, rows pending from an earlier run to the owner, new rows to
-// the batcher.
-func (o *owner) read(ctx context.Context, view *resumeView, out chan<- batcher.Item) error {
+// readEvent is what the reader tells the owner: a valid record, a bad row,
+// or the end of the input (End, with the number of rows).
+type readEvent struct {
+	rec  records.Record
+	bad  *records.RowError
+	end  bool
+	rows int64
+}
+
+// read streams the input to the owner, which decides what each row needs.
+// It returns nil at the end of the input or when ctx is done, and a fatal
+// read error otherwise.
+func read(ctx context.Context, path string, opt records.Options, out chan<- readEvent) error {
 	defer close(out)
-	rd, err := records.Open(o.cfg.Input, o.cfg.Records)
+	rd, err := records.Open(path, opt)
 	if err != nil {
 		return err
 	}
 	defer rd.Close()
 	var rows int64
-	send := func(e event) bool {
+	send := func(e readEvent) bool {
 		select {
-		case o.events <- e:
+		case out <- e:
 			return true
 		case <-ctx.Done():
 			return false
@@ -287,37 +216,23 @@ func (o *owner) read(ctx context.Context, view *resumeView, out chan<- batcher.I
 	}
 	for {
 		rec, err := rd.Next()
-		if err == io.EOF {
-			send(evInputEnd{rows})
-			return nil
-		}
 		var bad *records.RowError
-		if errors.As(err, &bad) {
-			rows = bad.Row
-			if !view.isDone(bad.Row) && !send(evReject{bad.Row, bad.Line, bad.Input, bad.Reason}) {
-				return nil
-			}
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		rows = rec.Row
-		if view.isDone(rec.Row) {
-			continue
-		}
-		if p, ok := view.pending[rec.Row]; ok {
-			if !send(evResume{rec, p}) {
-				return nil
-			}
-			continue
-		}
-		o.queued.Add(1)
-		select {
-		case out <- batcher.Item{Record: rec, Attempt: 1}:
-		case <-ctx.Done():
-			o.queued.Add(-1)
+		switch {
+		case err == io.EOF:
+			send(readEvent{end: true, rows: rows})
 			return nil
+		case errors.As(err, &bad):
+			rows = bad.Row
+			if !send(readEvent{bad: bad}) {
+				return nil
+			}
+		case err != nil:
+			return err
+		default:
+			rows = rec.Row
+			if !send(readEvent{rec: rec}) {
+				return nil
+			}
 		}
 	}
 }
@@ -330,6 +245,6 @@ func taskID(id string) (uint64, error) {
 	return n, nil
 }
 
-func rowOf(it *batcher.Item) results.Row {
-	return results.Row{Row: it.Row, Line: it.Line, ID: it.ID, Target: it.Target, URL: it.URL, Query: it.Query}
+func rowOf(rec *records.Record) results.Row {
+	return results.Row{Row: rec.Row, Line: rec.Line, ID: rec.ID, Target: rec.Target, URL: rec.URL, Query: rec.Query}
 }

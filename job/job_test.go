@@ -143,11 +143,11 @@ func TestRunWholePath(t *testing.T) {
 	csv, bad := mixedCSV(3600)
 	cfg := testConfig(t, api, writeFile(t, "in.csv", csv))
 	sum, err := Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
+	if !errors.Is(err, ErrPartial) {
+		t.Fatalf("err = %v, want ErrPartial (rows were rejected)", err)
 	}
-	if sum.ExitCode != 3 || sum.Rejected != int64(len(bad)) || sum.Results != 3600-int64(len(bad)) {
-		t.Fatalf("summary: exit %d, %d results, %d rejected; want 3, %d, %d", sum.ExitCode, sum.Results, sum.Rejected, 3600-len(bad), len(bad))
+	if sum.Outcome != "partial" || sum.Rejected != int64(len(bad)) || sum.Results != 3600-int64(len(bad)) {
+		t.Fatalf("summary: outcome %q, %d results, %d rejected; want partial, %d, %d", sum.Outcome, sum.Results, sum.Rejected, 3600-len(bad), len(bad))
 	}
 	seen := outcomes(t, cfg.Out)
 	if len(seen) != 3600 {
@@ -235,7 +235,7 @@ func TestRunFaults(t *testing.T) {
 	cfg := testConfig(t, api, writeFile(t, "in.txt", b.String()))
 	cfg.Batch.Size = 250
 	sum, err := Run(context.Background(), cfg)
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrPartial) {
 		t.Fatal(err)
 	}
 	seen := outcomes(t, cfg.Out)
@@ -276,8 +276,8 @@ func TestRunBisection(t *testing.T) {
 	}
 	cfg := testConfig(t, api, writeFile(t, "in.txt", b.String()))
 	sum, err := Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
+	if !errors.Is(err, ErrPartial) {
+		t.Fatalf("err = %v, want ErrPartial (one row refused)", err)
 	}
 	if sum.Results != 2999 || sum.Rejected != 1 {
 		t.Fatalf("%d results, %d rejected; want 2999, 1", sum.Results, sum.Rejected)
@@ -305,8 +305,8 @@ func TestRunAuth(t *testing.T) {
 	if !errors.Is(err, decodo.ErrAuth) {
 		t.Fatalf("err = %v, want ErrAuth", err)
 	}
-	if sum.ExitCode != 1 {
-		t.Errorf("exit code %d, want 1", sum.ExitCode)
+	if sum.Outcome != "error" {
+		t.Errorf("outcome %q, want error", sum.Outcome)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("auth failure took %v to end the run", d)
@@ -327,8 +327,8 @@ func TestRunResume(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	sum, err := Run(ctx, cfg)
-	if !errors.Is(err, ErrStopped) || sum.ExitCode != 75 {
-		t.Fatalf("first run: err %v exit %d, want ErrStopped 75", err, sum.ExitCode)
+	if !errors.Is(err, ErrStopped) || sum.Outcome != "stopped" {
+		t.Fatalf("first run: err %v outcome %q, want ErrStopped", err, sum.Outcome)
 	}
 	first := sum.Results
 	sum, err = Run(context.Background(), cfg)
@@ -348,7 +348,7 @@ func TestRunResume(t *testing.T) {
 }
 
 // TestRunRefusesChangedInput proves a resume with a changed input is
-// refused with a message pointing to --restart.
+// refused with a MismatchError, and a restart then runs the new input.
 func TestRunRefusesChangedInput(t *testing.T) {
 	t.Parallel()
 	_, api := fastSandbox(t, sandbox.Config{})
@@ -360,8 +360,8 @@ func TestRunRefusesChangedInput(t *testing.T) {
 	os.WriteFile(in, []byte("https://example.com/a\nhttps://example.com/b\n"), 0o644)
 	_, err := Run(context.Background(), cfg)
 	var mm *checkpoint.MismatchError
-	if !errors.As(err, &mm) || !strings.Contains(err.Error(), "--restart") {
-		t.Fatalf("err = %v, want a MismatchError naming --restart", err)
+	if !errors.As(err, &mm) || mm.Field != "input size" {
+		t.Fatalf("err = %v, want a MismatchError on the input size", err)
 	}
 	cfg.Restart = true
 	sum, err := Run(context.Background(), cfg)
@@ -387,8 +387,8 @@ func TestRunNoWaitThenCollect(t *testing.T) {
 	cfg.Batch.Size = 100
 	cfg.NoWait = true
 	sum, err := Run(context.Background(), cfg)
-	if !errors.Is(err, ErrStopped) || sum.ExitCode != 75 {
-		t.Fatalf("--no-wait: err %v exit %d", err, sum.ExitCode)
+	if !errors.Is(err, ErrStopped) || sum.Outcome != "stopped" {
+		t.Fatalf("--no-wait: err %v outcome %q", err, sum.Outcome)
 	}
 	if sum.Pending+sum.Results != 500 || sb.Stats().TasksCreated != 500 {
 		t.Fatalf("--no-wait left %d pending + %d results, API has %d tasks; want 500", sum.Pending, sum.Results, sb.Stats().TasksCreated)

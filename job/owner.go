@@ -11,6 +11,7 @@ import (
 
 	"github.com/decodo-batch/decodo-batch/batcher"
 	"github.com/decodo-batch/decodo-batch/io/checkpoint"
+	"github.com/decodo-batch/decodo-batch/io/records"
 	"github.com/decodo-batch/decodo-batch/io/results"
 	"github.com/decodo-batch/decodo-batch/poller"
 )
@@ -20,63 +21,98 @@ import (
 const commitEvery = 100 * time.Millisecond
 
 // owner is the one goroutine that writes the output files and the journal.
+// The producers (reader, batcher, poller) send it events over channels and
+// it feeds the batcher over channels; nothing calls back up the chain.
 type owner struct {
-	cfg     *Config
-	j       *checkpoint.Journal
-	st      *checkpoint.State // live: only the owner reads it after start
-	w       *results.Writer
-	api     *counted
-	b       *batcher.Batcher
-	p       *poller.Poller
-	events  chan event
-	submits chan event // served before events
+	cfg *Config
+	j   *checkpoint.Journal
+	st  *checkpoint.State // live: only the owner reads it after start
+	w   *results.Writer
+	api *counted
+	b   *batcher.Batcher
+	p   *poller.Poller
+
+	// from the producers
+	reads   chan readEvent
+	batches chan batcher.Event // served before the others
+	polls   chan poller.Event
+	// to the batcher
+	rows  chan batcher.Item   // closed when the input ended and every row was handed over
+	again chan []batcher.Item // rows to submit again
+	hold  chan bool           // true: too many tasks in flight
 
 	stopRead, stopBatch, stopPoll context.CancelFunc
 
-	// rows finished since the last commit, by outcome
-	fresh    [3][]int64
-	finished map[int64]bool // the same rows, to refuse a second line
-	total    int64          // input rows, -1 until the input ended
-	queued   atomic.Int64   // rows handed to the batcher and not yet back
+	// fresh holds the rows finished since the last commit. A row is done
+	// when the journal's state says so or it is here: the one place.
+	fresh map[int64]checkpoint.Outcome
+	// polling holds the records of the rows whose task the poller watches.
+	polling map[int64]records.Record
 
-	// progress, read by the progress reporter
-	nResults, nFailed, nRejected, nTotal atomic.Int64
+	toSubmit   []batcher.Item // new rows on their way to the batcher
+	resubmit   []batcher.Item // rows on their way to the batcher again
+	atBatcher  int            // rows handed to the batcher and not yet back
+	holdSent   bool           // the last value sent on hold
+	inputEnded bool
+	rowsClosed bool
+	total      int64 // input rows, -1 until the input ended
 
+	prog     counts // read by the progress display
 	sum      Summary
 	latency  samples
 	wait     samples
 	stopping string
 }
 
-func (o *owner) done(row int64) bool { return o.finished[row] || o.st.Done(row) }
-
-func (o *owner) doneCount() int64 {
-	return o.st.DoneCount() + int64(len(o.fresh[0])+len(o.fresh[1])+len(o.fresh[2]))
+// counts are the figures the progress display shows, kept by the owner.
+type counts struct {
+	results, failed, rejected, total, inFlight atomic.Int64
 }
 
-func (o *owner) mark(out checkpoint.Outcome, row int64) {
-	if o.finished == nil {
-		o.finished = make(map[int64]bool)
+func newOwner(cfg *Config, j *checkpoint.Journal, w *results.Writer, api *counted) *owner {
+	o := &owner{
+		cfg: cfg, j: j, st: j.State(), w: w, api: api,
+		reads:   make(chan readEvent, 256),
+		batches: make(chan batcher.Event, 16),
+		polls:   make(chan poller.Event, 1024),
+		rows:    make(chan batcher.Item),
+		again:   make(chan []batcher.Item),
+		hold:    make(chan bool),
+		fresh:   make(map[int64]checkpoint.Outcome),
+		polling: make(map[int64]records.Record),
+		total:   -1,
 	}
-	o.finished[row] = true
-	i := int(out) - int(checkpoint.OutcomeResult)
-	o.fresh[i] = append(o.fresh[i], row)
+	o.b = batcher.New(api, cfg.Batch)
+	o.p = poller.New(api, cfg.Poll)
+	o.prog.results.Store(o.st.Results)
+	o.prog.failed.Store(o.st.Failed)
+	o.prog.rejected.Store(o.st.Rejected)
+	o.prog.total.Store(-1)
+	return o
+}
+
+func (o *owner) done(row int64) bool {
+	_, fresh := o.fresh[row]
+	return fresh || o.st.Done(row)
+}
+
+func (o *owner) doneCount() int64 { return o.st.DoneCount() + int64(len(o.fresh)) }
+
+func (o *owner) mark(out checkpoint.Outcome, row int64) {
+	o.fresh[row] = out
 	switch out {
 	case checkpoint.OutcomeResult:
-		o.nResults.Add(1)
+		o.prog.results.Add(1)
 	case checkpoint.OutcomeFailed:
-		o.nFailed.Add(1)
+		o.prog.failed.Add(1)
 	default:
-		o.nRejected.Add(1)
+		o.prog.rejected.Add(1)
 	}
 }
 
 // loop handles events until every row is done, the run is told to stop, or
 // a producer fails; then it drains what the producers still send.
 func (o *owner) loop(ctx context.Context, errs <-chan error, quiet <-chan struct{}) error {
-	o.nResults.Store(o.st.Results)
-	o.nFailed.Store(o.st.Failed)
-	o.nRejected.Store(o.st.Rejected)
 	tick := time.NewTicker(commitEvery)
 	defer tick.Stop()
 	var submitEnd, deadline <-chan time.Time
@@ -97,27 +133,72 @@ func (o *owner) loop(ctx context.Context, errs <-chan error, quiet <-chan struct
 		}
 	}
 	sigs := ctx.Done()
+	reads := o.reads
 	for {
 		if o.stopping == "" && fatal == nil {
-			if o.total >= 0 && o.doneCount() >= o.total {
+			switch {
+			case o.total >= 0 && o.doneCount() >= o.total:
 				o.stop("")
-			} else if o.cfg.NoWait && o.total >= 0 && o.queued.Load() == 0 {
+			case o.cfg.NoWait && o.inputEnded && o.atBatcher == 0 && len(o.toSubmit) == 0 && len(o.resubmit) == 0:
 				o.stop("--no-wait: everything is submitted")
 			}
 		}
+		if o.inputEnded && len(o.toSubmit) == 0 && !o.rowsClosed {
+			close(o.rows) // the batcher sends partial batches at once from now
+			o.rowsClosed = true
+		}
+		o.prog.inFlight.Store(int64(len(o.polling)))
+
 		// Submissions first: their task ids are paid for and must reach
 		// the journal before anything else waits.
 		select {
-		case e := <-o.submits:
-			fail(o.handle(e))
+		case e := <-o.batches:
+			fail(o.batched(e))
 			continue
 		default:
 		}
+
+		// What goes to the batcher waits in the owner, never the owner on
+		// the batcher: a send is offered only while there is something to
+		// send, and the input is read only while nothing waits.
+		var rowsOut chan<- batcher.Item
+		var next batcher.Item
+		if len(o.toSubmit) > 0 {
+			rowsOut, next = o.rows, o.toSubmit[0]
+		}
+		var againOut chan<- []batcher.Item
+		if len(o.resubmit) > 0 {
+			againOut = o.again
+		}
+		var holdOut chan<- bool
+		holdWant := len(o.polling) >= o.cfg.MaxInFlight
+		if holdWant != o.holdSent {
+			holdOut = o.hold
+		}
+		readsIn := reads
+		if len(o.toSubmit) > 0 {
+			readsIn = nil
+		}
+
 		select {
-		case e := <-o.submits:
-			fail(o.handle(e))
-		case e := <-o.events:
-			fail(o.handle(e))
+		case e := <-o.batches:
+			fail(o.batched(e))
+		case e := <-o.polls:
+			fail(o.polled(e))
+		case e, ok := <-readsIn:
+			if !ok {
+				reads = nil
+				continue
+			}
+			fail(o.readRow(e))
+		case rowsOut <- next:
+			o.toSubmit = o.toSubmit[1:]
+			o.atBatcher++
+		case againOut <- o.resubmit:
+			o.atBatcher += len(o.resubmit)
+			o.resubmit = nil
+		case holdOut <- holdWant:
+			o.holdSent = holdWant
 		case <-tick.C:
 			fail(o.commit())
 		case err := <-errs:
@@ -138,10 +219,10 @@ func (o *owner) loop(ctx context.Context, errs <-chan error, quiet <-chan struct
 			// Every producer has returned: take what they left, and end.
 			for drained := false; !drained; {
 				select {
-				case e := <-o.submits:
-					fail(o.handle(e))
-				case e := <-o.events:
-					fail(o.handle(e))
+				case e := <-o.batches:
+					fail(o.batched(e))
+				case e := <-o.polls:
+					fail(o.polled(e))
 				case err := <-errs:
 					fail(err)
 				default:
@@ -168,24 +249,56 @@ func (o *owner) stop(why string) {
 	o.stopPoll()
 }
 
-func (o *owner) handle(e event) error {
-	switch e := e.(type) {
-	case evInputEnd:
+// readRow decides what an input row needs: nothing (done in an earlier
+// run), a reject line, the poller (its task is pending from an earlier
+// run), or the batcher.
+func (o *owner) readRow(e readEvent) error {
+	switch {
+	case e.end:
 		o.total = e.rows
-		o.nTotal.Store(e.rows)
-		if o.j != nil {
-			return o.j.InputEnd(e.rows)
-		}
-	case evReject:
-		if o.done(e.row) {
+		o.inputEnded = true
+		o.prog.total.Store(e.rows)
+		return o.j.InputEnd(e.rows)
+	case e.bad != nil:
+		if o.done(e.bad.Row) {
 			return nil
 		}
-		o.mark(checkpoint.OutcomeRejected, e.row)
-		return o.w.Reject(&results.Reject{Row: e.row, Line: e.line, Error: e.reason, Input: e.input})
-	case evRefused:
-		o.queued.Add(-int64(len(e.items)))
-		for i := range e.items {
-			it := &e.items[i]
+		o.mark(checkpoint.OutcomeRejected, e.bad.Row)
+		return o.w.Reject(&results.Reject{Row: e.bad.Row, Line: e.bad.Line, Error: e.bad.Reason, Input: e.bad.Input})
+	}
+	rec := e.rec
+	if o.done(rec.Row) {
+		return nil
+	}
+	p, pending := o.st.Pending(rec.Row)
+	if !pending {
+		o.toSubmit = append(o.toSubmit, batcher.Item{Record: rec, Attempt: 1})
+		return nil
+	}
+	id := strconv.FormatUint(p.TaskID, 10)
+	if time.Since(p.SubmittedAt) > ResultsWindow-30*time.Minute {
+		return o.lost(rec, p.Attempt, id, "results window of 24 hours passed")
+	}
+	o.watch(rec, &poller.Task{ID: id, Row: rec.Row, Attempt: p.Attempt, Submitted: p.SubmittedAt})
+	return nil
+}
+
+// watch hands a task to the poller, keeping its row's record for the
+// output line.
+func (o *owner) watch(rec records.Record, ts ...*poller.Task) {
+	o.polling[rec.Row] = rec
+	o.p.Add(ts...)
+}
+
+// batched handles what the batcher tells of the rows it was given.
+func (o *owner) batched(e batcher.Event) error {
+	o.atBatcher -= len(e.Items)
+	switch e.Kind {
+	case batcher.Submitted:
+		return o.submitted(e)
+	case batcher.Rejected:
+		for i := range e.Items {
+			it := &e.Items[i]
 			if o.done(it.Row) {
 				continue
 			}
@@ -194,134 +307,136 @@ func (o *owner) handle(e event) error {
 			if input == "" {
 				input = it.Query
 			}
-			if err := o.w.Reject(&results.Reject{Row: it.Row, Line: it.Line, Error: "refused by the API: " + e.reason, Input: input}); err != nil {
+			if err := o.w.Reject(&results.Reject{Row: it.Row, Line: it.Line, Error: "refused by the API: " + e.Reason, Input: input}); err != nil {
 				return err
 			}
 		}
-	case evFailed:
-		o.queued.Add(-int64(len(e.items)))
-		for i := range e.items {
-			if err := o.fail(&e.items[i], "", e.reason); err != nil {
+	case batcher.Failed:
+		for i := range e.Items {
+			if err := o.fail(&e.Items[i].Record, e.Items[i].Attempt, "", e.Reason); err != nil {
 				return err
 			}
 		}
-	case evSubmitted:
-		return o.submitted(e)
-	case evDone:
-		return o.result(e)
-	case evLost:
-		return o.lost(e.t.Item, e.t.ID, e.reason)
-	case evResume:
-		it := batcher.Item{Record: e.rec, Attempt: e.p.Attempt}
-		id := strconv.FormatUint(e.p.TaskID, 10)
-		if time.Since(e.p.SubmittedAt) > ResultsWindow-30*time.Minute {
-			return o.lost(it, id, "results window of 24 hours passed")
-		}
-		o.p.Add(&poller.Task{ID: id, Item: it, Submitted: e.p.SubmittedAt})
 	}
 	return nil
 }
 
-func (o *owner) fail(it *batcher.Item, taskID, reason string) error {
-	if o.done(it.Row) {
-		return nil
-	}
-	o.mark(checkpoint.OutcomeFailed, it.Row)
-	return o.w.Failed(&results.Failure{Row: rowOf(it), TaskID: taskID, Error: reason, Attempts: it.Attempt})
-}
-
-// lost handles a task that faulted, expired or could not be read: submit
-// the row again while attempts remain, else it failed.
-func (o *owner) lost(it batcher.Item, id, reason string) error {
-	if o.done(it.Row) {
-		return nil
-	}
-	if it.Attempt <= o.cfg.Retries && o.stopping == "" {
-		o.sum.Resubmitted++
-		o.cfg.Log.Debug("resubmitting", "row", it.Row, "task", id, "reason", reason, "attempt", it.Attempt+1)
-		it.Attempt++
-		o.queued.Add(1)
-		o.b.Resubmit(it)
-		return nil
-	}
-	if o.stopping != "" {
-		return nil // still pending in the journal: the next run tries again
-	}
-	return o.fail(&it, id, fmt.Sprintf("%s (after %d attempts)", reason, it.Attempt))
-}
-
 // submitted records the new tasks in the journal, durably, before the
 // poller may report on them: a crash after this pays for nothing twice.
-func (o *owner) submitted(e evSubmitted) error {
-	o.queued.Add(-int64(len(e.items)))
-	tasks := make([]*poller.Task, len(e.items))
+func (o *owner) submitted(e batcher.Event) error {
 	byAttempt := map[int][]checkpoint.Task{}
-	for i := range e.items {
-		n, err := taskID(e.ids[i])
+	tasks := make([]*poller.Task, len(e.Items))
+	for i := range e.Items {
+		it := &e.Items[i]
+		n, err := taskID(e.IDs[i])
 		if err != nil {
 			return err
 		}
-		a := e.items[i].Attempt
-		byAttempt[a] = append(byAttempt[a], checkpoint.Task{Row: e.items[i].Row, TaskID: n})
-		tasks[i] = &poller.Task{ID: e.ids[i], Item: e.items[i], Submitted: e.at}
+		byAttempt[it.Attempt] = append(byAttempt[it.Attempt], checkpoint.Task{Row: it.Row, TaskID: n})
+		tasks[i] = &poller.Task{ID: e.IDs[i], Row: it.Row, Attempt: it.Attempt, Submitted: e.At}
 	}
 	for a, ts := range byAttempt {
-		if err := o.j.Submit(e.at, a, ts); err != nil {
+		if err := o.j.Submit(e.At, a, ts); err != nil {
 			return fmt.Errorf("checkpoint: %w", err)
 		}
 	}
 	if err := o.j.Sync(); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
+	for i := range e.Items {
+		o.polling[e.Items[i].Row] = e.Items[i].Record
+	}
 	o.p.Add(tasks...)
 	return nil
 }
 
-func (o *owner) result(e evDone) error {
-	it := &e.t.Item
-	if o.done(it.Row) {
+// polled handles what the poller tells of a task.
+func (o *owner) polled(e poller.Event) error {
+	t := e.Task
+	rec, ok := o.polling[t.Row]
+	if !ok {
+		return nil // reported twice: the first report decided
+	}
+	delete(o.polling, t.Row)
+	if e.Lost != "" {
+		return o.lost(rec, t.Attempt, t.ID, e.Lost)
+	}
+	return o.result(&rec, t, e)
+}
+
+func (o *owner) fail(rec *records.Record, attempt int, taskID, reason string) error {
+	if o.done(rec.Row) {
 		return nil
 	}
-	r := results.Result{Row: rowOf(it), TaskID: e.t.ID, Attempts: it.Attempt, FetchedAt: e.at}
-	r.Pages = make([]json.RawMessage, len(e.res))
-	for i := range e.res {
-		r.Pages[i] = e.res[i].Content
+	o.mark(checkpoint.OutcomeFailed, rec.Row)
+	return o.w.Failed(&results.Failure{Row: rowOf(rec), TaskID: taskID, Error: reason, Attempts: attempt})
+}
+
+// lost handles a task that faulted, expired or could not be read: submit
+// the row again while attempts remain, else it failed.
+func (o *owner) lost(rec records.Record, attempt int, id, reason string) error {
+	if o.done(rec.Row) {
+		return nil
+	}
+	if o.stopping != "" {
+		return nil // still pending in the journal: the next run tries again
+	}
+	if attempt <= o.cfg.Retries {
+		o.sum.Resubmitted++
+		o.cfg.Log.Debug("resubmitting", "row", rec.Row, "task", id, "reason", reason, "attempt", attempt+1)
+		o.resubmit = append(o.resubmit, batcher.Item{Record: rec, Attempt: attempt + 1})
+		return nil
+	}
+	return o.fail(&rec, attempt, id, fmt.Sprintf("%s (after %d attempts)", reason, attempt))
+}
+
+func (o *owner) result(rec *records.Record, t *poller.Task, e poller.Event) error {
+	if o.done(rec.Row) {
+		return nil
+	}
+	r := results.Result{Row: rowOf(rec), TaskID: t.ID, Attempts: t.Attempt, FetchedAt: e.At}
+	r.Pages = make([]json.RawMessage, len(e.Results))
+	for i := range e.Results {
+		r.Pages[i] = e.Results[i].Content
 		if len(r.Pages[i]) == 0 {
 			r.Pages[i] = json.RawMessage("null")
 		}
 	}
-	if len(e.res) > 0 {
-		r.StatusCode = e.res[0].StatusCode
+	if len(e.Results) > 0 {
+		r.StatusCode = e.Results[0].StatusCode
 	}
-	o.mark(checkpoint.OutcomeResult, it.Row)
+	o.mark(checkpoint.OutcomeResult, rec.Row)
 	now := time.Now()
-	o.latency.add(now.Sub(e.t.Submitted))
-	o.wait.add(now.Sub(e.at) + e.t.Waited())
+	o.latency.add(now.Sub(t.Submitted))
+	o.wait.add(now.Sub(e.At) + t.Waited())
 	return o.w.Result(&r)
 }
 
 // commit makes the lines written since the last commit durable, then has
 // the journal vouch for them: outputs first, journal second.
 func (o *owner) commit() error {
-	n := len(o.fresh[0]) + len(o.fresh[1]) + len(o.fresh[2])
-	if n == 0 {
+	if len(o.fresh) == 0 {
 		return nil
 	}
 	off, err := o.w.Commit()
 	if err != nil {
 		return err
 	}
+	var by [3][]int64
+	for row, out := range o.fresh {
+		i := int(out - checkpoint.OutcomeResult)
+		by[i] = append(by[i], row)
+	}
 	now := time.Now()
-	for i, rows := range o.fresh {
+	for i, rows := range by {
 		if len(rows) == 0 {
 			continue
 		}
-		if err := o.j.Finish(now, checkpoint.OutcomeResult+checkpoint.Outcome(i), rows, checkpoint.Offsets(off)); err != nil {
+		if err := o.j.Finish(now, checkpoint.OutcomeResult+checkpoint.Outcome(i), rows, off); err != nil {
 			return fmt.Errorf("checkpoint: %w", err)
 		}
-		o.fresh[i] = rows[:0]
 	}
-	clear(o.finished)
+	clear(o.fresh)
 	if err := o.j.Sync(); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
@@ -333,7 +448,8 @@ func (o *owner) commit() error {
 	return nil
 }
 
-// finish writes the summary and picks the error that decides the exit code.
+// finish writes the summary and picks the error that tells how the run
+// ended.
 func (o *owner) finish(err error) (*Summary, error) {
 	s := &o.sum
 	st := o.st
@@ -371,18 +487,21 @@ func (o *owner) finish(err error) (*Summary, error) {
 	s.WaitP50, s.WaitP95 = o.wait.quantile(0.5), o.wait.quantile(0.95)
 	switch {
 	case err != nil:
-		s.ExitCode = 1
+		s.Outcome = "error"
 		s.Stopped = err.Error()
 	case o.stopping != "done":
-		s.ExitCode = 75
+		s.Outcome = "stopped"
 		s.Stopped = o.stopping
 		err = ErrStopped
 	case s.Failed+s.Rejected > 0:
-		s.ExitCode = 3
+		s.Outcome = "partial"
+		err = ErrPartial
+	default:
+		s.Outcome = "done"
 	}
-	if werr := results.WriteSummary(o.cfg.Out, s); werr != nil && err == nil {
+	if werr := results.WriteSummary(o.cfg.Out, s); werr != nil && (err == nil || errors.Is(err, ErrPartial)) {
+		s.Outcome = "error"
 		err = werr
-		s.ExitCode = 1
 	}
 	return s, err
 }

@@ -16,7 +16,7 @@ type progress struct {
 	end  chan struct{}
 }
 
-func newProgress(mode string, w io.Writer, log *slog.Logger, o *owner) *progress {
+func newProgress(mode string, w io.Writer, log *slog.Logger, c *counts) *progress {
 	p := &progress{done: make(chan struct{}), end: make(chan struct{})}
 	if mode != "bar" && mode != "log" {
 		close(p.end)
@@ -25,9 +25,9 @@ func newProgress(mode string, w io.Writer, log *slog.Logger, o *owner) *progress
 	go func() {
 		defer close(p.end)
 		if mode == "bar" {
-			p.bar(w, o)
+			p.bar(w, c)
 		} else {
-			p.log(log, o)
+			p.log(log, c)
 		}
 	}()
 	return p
@@ -38,7 +38,7 @@ func (p *progress) stop() {
 	<-p.end
 }
 
-func (p *progress) bar(w io.Writer, o *owner) {
+func (p *progress) bar(w io.Writer, c *counts) {
 	bar := progressbar.NewOptions64(-1,
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetDescription("rows"),
@@ -53,12 +53,12 @@ func (p *progress) bar(w io.Writer, o *owner) {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if t := o.nTotal.Load(); t > 0 && bar.GetMax64() != t {
+		if t := c.total.Load(); t > 0 && bar.GetMax64() != t {
 			bar.ChangeMax64(t)
 		}
-		done := o.nResults.Load() + o.nFailed.Load() + o.nRejected.Load()
+		done := c.results.Load() + c.failed.Load() + c.rejected.Load()
 		bar.Describe(fmt.Sprintf("results %d, failed %d, rejected %d, in flight %d",
-			o.nResults.Load(), o.nFailed.Load(), o.nRejected.Load(), o.p.Len()))
+			c.results.Load(), c.failed.Load(), c.rejected.Load(), c.inFlight.Load()))
 		_ = bar.Set64(done)
 		select {
 		case <-p.done:
@@ -70,7 +70,7 @@ func (p *progress) bar(w io.Writer, o *owner) {
 	}
 }
 
-func (p *progress) log(log *slog.Logger, o *owner) {
+func (p *progress) log(log *slog.Logger, c *counts) {
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
 	start := time.Now()
@@ -81,9 +81,9 @@ func (p *progress) log(log *slog.Logger, o *owner) {
 		case <-tick.C:
 		}
 		log.Info("progress",
-			"done", o.nResults.Load()+o.nFailed.Load()+o.nRejected.Load(),
-			"total", o.nTotal.Load(),
-			"results", o.nResults.Load(), "failed", o.nFailed.Load(), "rejected", o.nRejected.Load(),
-			"in_flight", o.p.Len(), "elapsed", time.Since(start).Round(time.Second))
+			"done", c.results.Load()+c.failed.Load()+c.rejected.Load(),
+			"total", c.total.Load(),
+			"results", c.results.Load(), "failed", c.failed.Load(), "rejected", c.rejected.Load(),
+			"in_flight", c.inFlight.Load(), "elapsed", time.Since(start).Round(time.Second))
 	}
 }

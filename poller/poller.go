@@ -15,7 +15,6 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/decodo-batch/decodo-batch/batcher"
 	"github.com/decodo-batch/decodo-batch/decodo"
 )
 
@@ -25,20 +24,22 @@ type Getter interface {
 	Task(ctx context.Context, id string) (*decodo.Task, error)
 }
 
-// Sink learns the outcome of each task. Its methods are called from the
-// poller's workers; they may block (that slows polling down), but must not
-// call back into the poller's Run.
-type Sink interface {
-	Done(t *Task, results []decodo.Result, at time.Time)
-	// Lost: the task faulted, expired, or could not be read; the caller
-	// decides whether to submit the row again.
-	Lost(t *Task, reason string)
+// Event is what the poller tells its owner about a task, once: its results
+// are in (Results, At), or it is lost (Lost says why: it faulted, expired,
+// or could not be read; the owner decides whether to submit the row again).
+type Event struct {
+	Task    *Task
+	Results []decodo.Result
+	At      time.Time // when the results were fetched
+	Lost    string
 }
 
-// Task is a submitted task being watched.
+// Task is a submitted task being watched: the API's id, and the input row
+// and attempt it was submitted for.
 type Task struct {
 	ID        string
-	Item      batcher.Item
+	Row       int64
+	Attempt   int
 	Submitted time.Time
 
 	last   time.Duration // age at the last look, 0 before the first
@@ -63,6 +64,9 @@ type Config struct {
 	MaxErrors   int // consecutive failed requests before a task is lost [10]
 	Backoff     decodo.Backoff
 	Log         *slog.Logger
+	// Sleep waits for d or until ctx is done [decodo.Sleep]; tests swap
+	// it to see the pauses the poller asks for.
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // Stats counts the poller's requests.
@@ -75,7 +79,7 @@ type Stats struct {
 // works until ctx is done.
 type Poller struct {
 	api   Getter
-	sink  Sink
+	out   chan<- Event // set by Run
 	cfg   Config
 	Est   *Estimator
 	Stats Stats
@@ -89,8 +93,8 @@ type Poller struct {
 	pauseStep  time.Duration
 }
 
-// New returns a poller reading from api and reporting to sink.
-func New(api Getter, sink Sink, cfg Config) *Poller {
+// New returns a poller reading from api.
+func New(api Getter, cfg Config) *Poller {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 32
 	}
@@ -103,7 +107,10 @@ func New(api Getter, sink Sink, cfg Config) *Poller {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Poller{api: api, sink: sink, cfg: cfg, Est: NewEstimator(cfg.MaxGap), wake: make(chan struct{}, 1)}
+	if cfg.Sleep == nil {
+		cfg.Sleep = decodo.Sleep
+	}
+	return &Poller{api: api, cfg: cfg, Est: NewEstimator(cfg.MaxGap), wake: make(chan struct{}, 1)}
 }
 
 // Add starts watching tasks. It never blocks for long.
@@ -117,13 +124,6 @@ func (p *Poller) Add(ts ...*Task) {
 	p.poke()
 }
 
-// Len returns the number of tasks watched.
-func (p *Poller) Len() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.queue.e)
-}
-
 func (p *Poller) poke() {
 	select {
 	case p.wake <- struct{}{}:
@@ -131,10 +131,12 @@ func (p *Poller) poke() {
 	}
 }
 
-// Run looks at tasks as they come due until ctx is done. It returns nil
-// then (requests in flight are cancelled: reads cost nothing), or
-// [decodo.ErrAuth] when the token is refused.
-func (p *Poller) Run(ctx context.Context) error {
+// Run looks at tasks as they come due until ctx is done, and sends out one
+// [Event] per task. It returns nil then (requests in flight are cancelled:
+// reads cost nothing), or [decodo.ErrAuth] when the token is refused. Run
+// may be called once.
+func (p *Poller) Run(ctx context.Context, out chan<- Event) error {
+	p.out = out
 	work := make(chan *Task)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -224,7 +226,7 @@ func (p *Poller) look(ctx context.Context, t *Task) error {
 		switch task.Status {
 		case decodo.StatusFaulted:
 			p.Est.Forget(t.last)
-			p.sink.Lost(t, "task faulted")
+			p.send(ctx, Event{Task: t, Lost: "task faulted"})
 			return nil
 		case decodo.StatusDone:
 			// fetch the results right away
@@ -249,8 +251,18 @@ func (p *Poller) look(ctx context.Context, t *Task) error {
 	done := age - gap/2
 	p.Est.Observe(t.last, done)
 	t.waited = age - done
-	p.sink.Done(t, res, time.Now())
+	p.send(ctx, Event{Task: t, Results: res, At: time.Now()})
 	return nil
+}
+
+// send hands an event to the owner. An event not taken before ctx is done
+// is dropped: the task stays pending in the journal, and the next run looks
+// at it again.
+func (p *Poller) send(ctx context.Context, e Event) {
+	select {
+	case p.out <- e:
+	case <-ctx.Done():
+	}
 }
 
 // statusDue says whether this look asks for the status instead of results:
@@ -295,7 +307,7 @@ func (p *Poller) failed(ctx context.Context, t *Task, err error) error {
 			return nil
 		case apiErr.Gone():
 			p.Est.Forget(t.last)
-			p.sink.Lost(t, "task unknown or its results expired (404)")
+			p.send(ctx, Event{Task: t, Lost: "task unknown or its results expired (404)"})
 			return nil
 		case apiErr.Auth():
 			return fmt.Errorf("%w: %s", decodo.ErrAuth, apiErr.Message)
@@ -307,7 +319,7 @@ func (p *Poller) failed(ctx context.Context, t *Task, err error) error {
 	t.errs++
 	if t.errs >= p.cfg.MaxErrors {
 		p.Est.Forget(t.last)
-		p.sink.Lost(t, fmt.Sprintf("could not read the task after %d attempts: %v", t.errs, err))
+		p.send(ctx, Event{Task: t, Lost: fmt.Sprintf("could not read the task after %d attempts: %v", t.errs, err)})
 		return nil
 	}
 	p.cfg.Log.Debug("poll retry", "task", t.ID, "err", err)
@@ -344,7 +356,10 @@ func (p *Poller) paused(ctx context.Context) error {
 	p.pauseMu.Lock()
 	d := time.Until(p.pauseUntil)
 	p.pauseMu.Unlock()
-	return decodo.Sleep(ctx, d)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	return p.cfg.Sleep(ctx, d)
 }
 
 // schedule is a min-heap of tasks by when they are due. The times sit in

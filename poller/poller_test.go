@@ -12,9 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/decodo-batch/decodo-batch/batcher"
 	"github.com/decodo-batch/decodo-batch/decodo"
-	"github.com/decodo-batch/decodo-batch/io/records"
 )
 
 // TestEstimatorLearnsQuantiles proves the histogram's quantiles come
@@ -166,31 +164,39 @@ func (s *sinkRec) tick() {
 	}
 }
 
-func (s *sinkRec) Done(t *Task, res []decodo.Result, at time.Time) {
+func (s *sinkRec) record(e Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.done[t.ID]++
-	s.tick()
-}
-
-func (s *sinkRec) Lost(t *Task, reason string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.lost[t.ID] = reason
+	if e.Lost != "" {
+		s.lost[e.Task.ID] = e.Lost
+	} else {
+		s.done[e.Task.ID]++
+	}
 	s.tick()
 }
 
 func runPoller(t *testing.T, g *fakeGetter, cfg Config, ids []string) *sinkRec {
 	t.Helper()
 	s := &sinkRec{done: map[string]int{}, lost: map[string]string{}, all: make(chan struct{}), want: len(ids)}
-	p := New(g, s, cfg)
+	p := New(g, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errc := make(chan error, 1)
-	go func() { errc <- p.Run(ctx) }()
+	events := make(chan Event)
+	go func() { errc <- p.Run(ctx, events) }()
+	go func() {
+		for {
+			select {
+			case e := <-events:
+				s.record(e)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	now := time.Now()
 	for i, id := range ids {
-		p.Add(&Task{ID: id, Item: batcher.Item{Record: records.Record{Row: int64(i + 1)}}, Submitted: now})
+		p.Add(&Task{ID: id, Row: int64(i + 1), Attempt: 1, Submitted: now})
 	}
 	select {
 	case <-s.all:
@@ -275,38 +281,40 @@ func TestPollerRetriesErrors(t *testing.T) {
 	}
 }
 
-// TestPollerRateLimitPauses proves a 429 on a GET pauses every worker for
-// Retry-After, and the task is not lost.
+// TestPollerRateLimitPauses proves a 429 on a GET makes the workers wait
+// for its Retry-After before their next request, and the task is not lost.
+// The pauses go through an injected Sleep, so nothing depends on the clock.
 func TestPollerRateLimitPauses(t *testing.T) {
 	t.Parallel()
 	g := newFake()
 	var first atomic.Bool
-	var limitedAt atomic.Int64 // unix nanos
-	limitedAt.Store(math.MaxInt64 / 2)
-	var after atomic.Int64
 	g.fail = func(id string) error {
 		if first.CompareAndSwap(false, true) {
-			limitedAt.Store(time.Now().UnixNano())
-			return &decodo.Error{StatusCode: 429, RetryAfter: 200 * time.Millisecond}
-		}
-		// Requests already under way when the 429 came may land at once;
-		// none may start during the pause.
-		if d := time.Duration(time.Now().UnixNano() - limitedAt.Load()); d > 60*time.Millisecond && d < 190*time.Millisecond {
-			after.Add(1)
+			return &decodo.Error{StatusCode: 429, RetryAfter: time.Hour}
 		}
 		return nil
+	}
+	var mu sync.Mutex
+	var pauses []time.Duration
+	sleep := func(ctx context.Context, d time.Duration) error {
+		mu.Lock()
+		pauses = append(pauses, d)
+		mu.Unlock()
+		return ctx.Err() // the hour passes at once
 	}
 	var ids []string
 	for _, id := range []string{"a", "b", "c", "d"} {
 		g.doneAt[id] = time.Now()
 		ids = append(ids, id)
 	}
-	s := runPoller(t, g, Config{Workers: 4}, ids)
+	s := runPoller(t, g, Config{Workers: 1, Sleep: sleep}, ids)
 	if len(s.done) != 4 {
 		t.Fatalf("%d done, want 4", len(s.done))
 	}
-	if after.Load() > 0 {
-		t.Errorf("%d requests inside the Retry-After pause", after.Load())
+	mu.Lock()
+	defer mu.Unlock()
+	if len(pauses) == 0 || pauses[0] < 59*time.Minute {
+		t.Errorf("pauses %v: want the worker to wait out the 1h Retry-After before its next request", pauses)
 	}
 }
 
@@ -316,11 +324,11 @@ func TestPollerAuthEndsRun(t *testing.T) {
 	g := newFake()
 	g.doneAt["a"] = time.Now()
 	g.fail = func(string) error { return &decodo.Error{StatusCode: 401} }
-	p := New(g, &sinkRec{done: map[string]int{}, lost: map[string]string{}, all: make(chan struct{}), want: 1}, Config{Workers: 1})
+	p := New(g, Config{Workers: 1})
 	p.Add(&Task{ID: "a", Submitted: time.Now().Add(-time.Hour)})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := p.Run(ctx); !errors.Is(err, decodo.ErrAuth) || ctx.Err() != nil {
+	if err := p.Run(ctx, make(chan Event, 1)); !errors.Is(err, decodo.ErrAuth) || ctx.Err() != nil {
 		t.Fatalf("Run = %v (ctx %v), want ErrAuth before the timeout", err, ctx.Err())
 	}
 }

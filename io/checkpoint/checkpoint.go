@@ -67,9 +67,7 @@ type MismatchError struct {
 }
 
 func (e *MismatchError) Error() string {
-	return fmt.Sprintf("checkpoint %s belongs to another job: %s was %q, now %q; "+
-		"use the same input and options to resume, or --restart to discard the checkpoint and start over",
-		e.Path, e.Field, e.Was, e.Now)
+	return fmt.Sprintf("checkpoint %s belongs to another job: %s was %q, now %q", e.Path, e.Field, e.Was, e.Now)
 }
 
 func mismatch(was, now Header) *MismatchError {

@@ -139,7 +139,7 @@ func TestNothingWrittenBeforeSync(t *testing.T) {
 }
 
 // TestHeaderMismatchRefused proves that a changed input or shape is refused
-// with a message naming the field and --restart, the journal file is left
+// with a message naming the field and the file, the journal file is left
 // alone, and the lock is released; a renamed input alone is accepted.
 func TestHeaderMismatchRefused(t *testing.T) {
 	t.Parallel()
@@ -171,7 +171,7 @@ func TestHeaderMismatchRefused(t *testing.T) {
 			if me.Field != tt.field || me.Path != path {
 				t.Errorf("MismatchError = %+v, want Field %q Path %q", me, tt.field, path)
 			}
-			for _, want := range []string{"--restart", tt.field, path} {
+			for _, want := range []string{tt.field, path} {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("message %q does not mention %q", err, want)
 				}

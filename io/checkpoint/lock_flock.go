@@ -33,7 +33,8 @@ func lock(name string) (*os.File, error) {
 	}
 	// The file is never removed: removing it would let a second run lock a
 	// new file of the same name while a third still holds the old one.
-	if err := f.Truncate(0); err == nil {
+	err = f.Truncate(0)
+	if err == nil {
 		_, err = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	if err != nil {

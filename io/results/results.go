@@ -8,16 +8,18 @@
 package results
 
 import (
-	"github.com/decodo-batch/decodo-batch/io/jsonstr"
-
 	"bufio"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/decodo-batch/decodo-batch/io/checkpoint"
+	"github.com/decodo-batch/decodo-batch/io/jsonstr"
 )
 
 // File names in the output directory, before ".gz".
@@ -28,8 +30,9 @@ const (
 	SummaryFile = "summary.json"
 )
 
-// Offsets are the sizes of the three output files.
-type Offsets struct{ Results, Failed, Rejects int64 }
+// ErrShorter is returned by [Open] when an output file is shorter than the
+// checkpoint vouches for: it was changed outside the run.
+var ErrShorter = errors.New("output file is shorter than the checkpoint vouches for")
 
 // Row identifies an input row in an output line.
 type Row struct {
@@ -99,7 +102,7 @@ type Writer struct {
 // Open creates dir if needed and opens the output files for appending, cut
 // back to at (the sizes the checkpoint vouches for). It returns an error
 // naming the file when one cannot be opened or is shorter than at says.
-func Open(dir string, compress bool, at Offsets) (*Writer, error) {
+func Open(dir string, compress bool, at checkpoint.Offsets) (*Writer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create output directory: %w", err)
 	}
@@ -134,7 +137,7 @@ func openAt(path string, size int64) (*os.File, error) {
 	}
 	if st.Size() < size {
 		f.Close()
-		return nil, fmt.Errorf("output %s is %d bytes, shorter than the %d the checkpoint vouches for: it was changed outside the run; use --restart", path, st.Size(), size)
+		return nil, fmt.Errorf("%w: %s is %d bytes, the checkpoint vouches for %d: it was changed outside the run", ErrShorter, path, st.Size(), size)
 	}
 	if st.Size() > size {
 		if err := f.Truncate(size); err != nil {
@@ -253,22 +256,22 @@ func appendRow(b []byte, r *Row) []byte {
 
 // Commit makes everything written so far durable (ends the gzip member,
 // flushes, fsyncs) and returns the file sizes reached.
-func (w *Writer) Commit() (Offsets, error) {
+func (w *Writer) Commit() (checkpoint.Offsets, error) {
 	for _, fl := range w.files {
 		if !fl.used {
 			continue
 		}
 		if fl.open {
 			if err := fl.gz.Close(); err != nil {
-				return Offsets{}, fmt.Errorf("write %s: %w", fl.f.Name(), err)
+				return checkpoint.Offsets{}, fmt.Errorf("write %s: %w", fl.f.Name(), err)
 			}
 			fl.open = false
 		}
 		if err := fl.buf.Flush(); err != nil {
-			return Offsets{}, fmt.Errorf("write %s: %w", fl.f.Name(), err)
+			return checkpoint.Offsets{}, fmt.Errorf("write %s: %w", fl.f.Name(), err)
 		}
 		if err := fl.f.Sync(); err != nil {
-			return Offsets{}, fmt.Errorf("sync %s: %w", fl.f.Name(), err)
+			return checkpoint.Offsets{}, fmt.Errorf("sync %s: %w", fl.f.Name(), err)
 		}
 		fl.used = false
 	}
@@ -276,8 +279,8 @@ func (w *Writer) Commit() (Offsets, error) {
 }
 
 // Offsets returns the file sizes at the last Commit.
-func (w *Writer) Offsets() Offsets {
-	return Offsets{w.files[0].size, w.files[1].size, w.files[2].size}
+func (w *Writer) Offsets() checkpoint.Offsets {
+	return checkpoint.Offsets{Results: w.files[0].size, Failed: w.files[1].size, Rejects: w.files[2].size}
 }
 
 // Close commits and closes the files.

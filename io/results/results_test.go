@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/decodo-batch/decodo-batch/io/checkpoint"
 )
 
 func readJSONL(t *testing.T, path string, gz bool) []map[string]any {
@@ -48,7 +50,7 @@ func TestLinesRoundTrip(t *testing.T) {
 	t.Parallel()
 	for _, compress := range []bool{false, true} {
 		dir := t.TempDir()
-		w, err := Open(dir, compress, Offsets{})
+		w, err := Open(dir, compress, checkpoint.Offsets{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,7 +94,7 @@ func TestOpenCutsBack(t *testing.T) {
 	t.Parallel()
 	for _, compress := range []bool{false, true} {
 		dir := t.TempDir()
-		w, _ := Open(dir, compress, Offsets{})
+		w, _ := Open(dir, compress, checkpoint.Offsets{})
 		must(t, w.Reject(&Reject{Row: 1, Line: 1, Error: "kept"}))
 		off, err := w.Commit()
 		if err != nil {
@@ -121,7 +123,7 @@ func TestOpenCutsBack(t *testing.T) {
 		if len(lines) != 2 || lines[0]["error"] != "kept" || lines[1]["error"] != "again" {
 			t.Fatalf("compress %v: %v", compress, lines)
 		}
-		if _, err := Open(dir, compress, Offsets{Rejects: 1 << 20}); err == nil || !strings.Contains(err.Error(), "shorter") {
+		if _, err := Open(dir, compress, checkpoint.Offsets{Rejects: 1 << 20}); err == nil || !strings.Contains(err.Error(), "shorter") {
 			t.Errorf("a file shorter than the checkpoint says: %v", err)
 		}
 	}
