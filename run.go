@@ -176,11 +176,19 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer closeAPI()
 
+	pcfg := poller.Config{Workers: f.workers, Backoff: decodo.DefaultBackoff, Log: log}
+	if v := os.Getenv("DECODO_BATCH_STATUS_AFTER"); v != "" {
+		// For tests: how long a task may be pending before its status is
+		// checked, until the run has learned completion times.
+		if pcfg.StatusAfter, err = time.ParseDuration(v); err != nil {
+			return usagef("DECODO_BATCH_STATUS_AFTER: %v", err)
+		}
+	}
 	cfg := job.Config{
 		Input: input, Out: f.out, Checkpoint: f.checkpoint,
 		Records:    ropts,
 		Batch:      batcher.Config{Size: f.batchSize, Interval: f.batchInterval, Backoff: decodo.DefaultBackoff, Log: log},
-		Poll:       poller.Config{Workers: f.workers, Backoff: decodo.DefaultBackoff, Log: log},
+		Poll:       pcfg,
 		Retries:    f.retries,
 		MaxRuntime: f.maxRuntime, NoWait: f.noWait, Restart: f.restart, Compress: f.compress,
 		Progress: progressMode(f.progress, f.quiet, stderr),
