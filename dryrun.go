@@ -55,7 +55,7 @@ func checkInput(input string, opts records.Options, stderr io.Writer, each func(
 // no network, and prints the counts.
 func dryRun(input string, opts records.Options, f runFlags, stdout, stderr io.Writer) error {
 	start := time.Now()
-	g := batcher.NewGrouper(f.batchSize, 0, 0)
+	g := batcher.NewGrouper(batcher.Config{Size: f.batchSize})
 	var batches, partial int64
 	keys := map[batcher.Key]bool{}
 	rows, bad, err := checkInput(input, opts, stderr, func(rec *records.Record) {

@@ -95,7 +95,6 @@ type Batcher struct {
 	out   chan<- Event // set by Run
 	cfg   Config
 	lim   *rate.Limiter
-	base  rate.Limit
 	Stats Stats
 
 	gate     sync.Mutex // serialises pacing of sends
@@ -106,43 +105,47 @@ type Batcher struct {
 	margin time.Duration // over the interval; doubles with each 429 (under mu)
 }
 
+// withDefaults returns c with its zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.Size <= 0 || c.Size > decodo.MaxBatchItems {
+		c.Size = decodo.MaxBatchItems
+	}
+	if c.Interval <= 0 {
+		c.Interval = time.Second
+	}
+	if c.MaxOpen <= 0 {
+		c.MaxOpen = 64
+	}
+	if c.MaxItems < c.Size {
+		c.MaxItems = 4 * c.Size
+	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = 30 * time.Second
+	}
+	if c.InFlight <= 0 {
+		c.InFlight = 4
+	}
+	if c.FillWait <= 0 {
+		c.FillWait = min(c.Interval, 200*time.Millisecond)
+	}
+	if c.Attempts <= 0 {
+		c.Attempts = 5
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
 // New returns a batcher that submits to api.
 func New(api Submitter, cfg Config) *Batcher {
-	if cfg.Size <= 0 || cfg.Size > decodo.MaxBatchItems {
-		cfg.Size = decodo.MaxBatchItems
-	}
-	if cfg.Interval <= 0 {
-		cfg.Interval = time.Second
-	}
-	if cfg.MaxOpen <= 0 {
-		cfg.MaxOpen = 64
-	}
-	if cfg.MaxItems <= 0 {
-		cfg.MaxItems = 4 * cfg.Size
-	}
-	if cfg.MaxAge <= 0 {
-		cfg.MaxAge = 30 * time.Second
-	}
-	if cfg.InFlight <= 0 {
-		cfg.InFlight = 4
-	}
-	if cfg.FillWait <= 0 {
-		cfg.FillWait = min(cfg.Interval, 200*time.Millisecond)
-	}
-	if cfg.Attempts <= 0 {
-		cfg.Attempts = 5
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
+	cfg = cfg.withDefaults()
 	// A small margin over the interval absorbs jitter between our send and
 	// the API's arrival time, so pacing never earns a 429.
 	margin := min(max(cfg.Interval/40, 4*time.Millisecond), 25*time.Millisecond)
-	base := rate.Every(cfg.Interval + margin)
 	return &Batcher{
 		api: api, cfg: cfg,
-		lim:    rate.NewLimiter(base, 1),
-		base:   base,
+		lim:    rate.NewLimiter(rate.Every(cfg.Interval+margin), 1),
 		margin: margin,
 	}
 }
@@ -173,7 +176,7 @@ func (b *Batcher) report(e Event) { b.out <- e }
 // oldest partial group once it has had a moment to fill (at once after the
 // input ended). Groups keep filling until a slot actually wants them.
 func (b *Batcher) group(ctx context.Context, in <-chan Item, again <-chan []Item, want <-chan struct{}, ready chan<- *Batch) {
-	gr := NewGrouper(b.cfg.Size, b.cfg.MaxOpen, b.cfg.MaxItems)
+	gr := NewGrouper(b.cfg)
 	var queue []*Batch // full or evicted batches, in order
 	tick := time.NewTicker(min(b.cfg.MaxAge/4, 50*time.Millisecond))
 	defer tick.Stop()
@@ -351,7 +354,7 @@ func (b *Batcher) post(ctx context.Context, bt *Batch) error {
 			accepted++
 			continue
 		}
-		if !errors.As(err, &apiErr) || !(apiErr.Validation() || apiErr.StatusCode == 413) {
+		if !errors.As(err, &apiErr) || !refused(apiErr) {
 			return err // auth or ctx; failures were reported by send
 		}
 		reason := apiErr.Error()
@@ -372,6 +375,10 @@ func (b *Batcher) post(ctx context.Context, bt *Batch) error {
 	}
 	return nil
 }
+
+// refused reports whether the API refused the batch's content (400, 422,
+// or 413 for a body too large): splitting it may find the items to blame.
+func refused(e *decodo.Error) bool { return e.Validation() || e.StatusCode == 413 }
 
 // splitNamed separates the items the API's error names from the others.
 func splitNamed(items []Item, e *decodo.Error) (named, rest []Item) {
@@ -475,7 +482,7 @@ func (b *Batcher) send(ctx context.Context, key Key, items []Item) error {
 			}
 			continue
 		case isAPI && !apiErr.Temporary():
-			if apiErr.Validation() || apiErr.StatusCode == 413 {
+			if refused(apiErr) {
 				return apiErr
 			}
 			b.report(Event{Kind: Failed, Items: items, Reason: err.Error()})
@@ -553,7 +560,6 @@ func (b *Batcher) accepted(items []Item, list []string, resp *decodo.BatchRespon
 func (b *Batcher) slowDown() {
 	b.mu.Lock()
 	b.margin = min(2*b.margin, max(b.cfg.Interval/4, 25*time.Millisecond))
-	b.base = rate.Every(b.cfg.Interval + b.margin)
 	b.mu.Unlock()
 	b.lim.SetLimit(b.lim.Limit() * 0.8)
 	b.slow.Store(10)
@@ -562,7 +568,7 @@ func (b *Batcher) slowDown() {
 func (b *Batcher) recover() {
 	if b.slow.Load() > 0 && b.slow.Add(-1) == 0 {
 		b.mu.Lock()
-		base := b.base
+		base := rate.Every(b.cfg.Interval + b.margin)
 		b.mu.Unlock()
 		b.lim.SetLimit(base)
 	}

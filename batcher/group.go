@@ -53,18 +53,12 @@ type Grouper struct {
 	seq     uint64
 }
 
-// NewGrouper returns a grouper of batches of size items with the given bounds.
-func NewGrouper(size, maxOpen, maxItems int) *Grouper {
-	if size <= 0 {
-		size = 3000
-	}
-	if maxOpen <= 0 {
-		maxOpen = 64
-	}
-	if maxItems < size {
-		maxItems = 4 * size
-	}
-	return &Grouper{Size: size, MaxOpen: maxOpen, MaxItems: maxItems, groups: make(map[Key]*group)}
+// NewGrouper returns a grouper of batches of cfg.Size items within the
+// bounds cfg.MaxOpen and cfg.MaxItems (zero fields take the defaults of
+// [Config]).
+func NewGrouper(cfg Config) *Grouper {
+	cfg = cfg.withDefaults()
+	return &Grouper{Size: cfg.Size, MaxOpen: cfg.MaxOpen, MaxItems: cfg.MaxItems, groups: make(map[Key]*group)}
 }
 
 // Add adds an item at time now. It returns the batches the item made ready:

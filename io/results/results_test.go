@@ -44,7 +44,7 @@ func readJSONL(t *testing.T, path string, gz bool) []map[string]any {
 }
 
 // TestLinesRoundTrip proves every line is valid JSON carrying the fields of
-// design.md, whatever the strings hold (quotes, control bytes, invalid
+// its file (row, line, id, target, input, task id, ...), whatever the strings hold (quotes, control bytes, invalid
 // UTF-8, U+2028), and raw content is kept as sent.
 func TestLinesRoundTrip(t *testing.T) {
 	t.Parallel()
