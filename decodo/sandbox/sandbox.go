@@ -1,5 +1,5 @@
 // Package sandbox is an in-process simulation of the Decodo Scraper API's
-// asynchronous endpoints (docs/decodo-api.md), served as an [http.Handler]:
+// asynchronous endpoints, served as an [http.Handler]:
 //
 //	POST /v3/task                 queue one task
 //	POST /v3/task/batch           queue up to 3000 tasks, paced per token
@@ -108,7 +108,7 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Defaults and API limits (decodo-api.md).
+// Defaults and API limits: the real API takes one batch a second per account.
 const (
 	defaultBatchInterval = time.Second
 	defaultMaxItems      = 3000

@@ -17,7 +17,7 @@ import (
 	"unicode/utf8"
 )
 
-// targetTakesQuery is the official SDK's target table (decodo-api.md): true
+// targetTakesQuery is the official SDK's target table (Decodo/sdk-go targets.go): true
 // for the targets that take a query, false for those that take a url.
 var targetTakesQuery = map[string]bool{}
 
