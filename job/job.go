@@ -24,6 +24,7 @@ import (
 
 	"github.com/decodo-batch/decodo-batch/batcher"
 	"github.com/decodo-batch/decodo-batch/io/checkpoint"
+	"github.com/decodo-batch/decodo-batch/io/durable"
 	"github.com/decodo-batch/decodo-batch/io/records"
 	"github.com/decodo-batch/decodo-batch/io/results"
 	"github.com/decodo-batch/decodo-batch/poller"
@@ -136,8 +137,12 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			return nil, fmt.Errorf("%s: %w", cfg.Out, ErrStdinCheckpoint)
 		}
 	}
-	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
-		return nil, fmt.Errorf("create output directory: %w", err)
+	// The names of OUT (and of the checkpoint's directory) must survive a
+	// power cut before the journal records a task that is paid for.
+	for _, dir := range []string{cfg.Out, filepath.Dir(cfg.checkpointPath())} {
+		if err := durable.MkdirAll(dir); err != nil {
+			return nil, fmt.Errorf("create output directory: %w", err)
+		}
 	}
 	j, err := checkpoint.Open(cfg.checkpointPath(), hdr, cfg.Restart)
 	if err != nil {

@@ -57,6 +57,7 @@ type owner struct {
 	rowsClosed bool
 	total      int64 // input rows, -1 until the input ended
 
+	fetched  int64  // results fetched in this session
 	prog     counts // read by the progress display
 	sum      Summary
 	latency  samples
@@ -279,7 +280,7 @@ func (o *owner) readRow(e readEvent) error {
 	if time.Since(p.SubmittedAt) > ResultsWindow-30*time.Minute {
 		return o.lost(rec, p.Attempt, id, "results window of 24 hours passed")
 	}
-	o.watch(rec, &poller.Task{ID: id, Row: rec.Row, Attempt: p.Attempt, Submitted: p.SubmittedAt})
+	o.watch(rec, &poller.Task{ID: id, Row: rec.Row, Attempt: p.Attempt, Submitted: p.SubmittedAt, Resumed: true})
 	return nil
 }
 
@@ -406,9 +407,12 @@ func (o *owner) result(rec *records.Record, t *poller.Task, e poller.Event) erro
 		r.StatusCode = e.Results[0].StatusCode
 	}
 	o.mark(checkpoint.OutcomeResult, rec.Row)
-	now := time.Now()
-	o.latency.add(now.Sub(t.Submitted))
-	o.wait.add(now.Sub(e.At) + t.Waited())
+	o.fetched++
+	if !t.Resumed { // its age is the time the tool was away
+		now := time.Now()
+		o.latency.add(now.Sub(t.Submitted))
+		o.wait.add(now.Sub(e.At) + t.Waited())
+	}
 	return o.w.Result(&r)
 }
 
@@ -472,11 +476,10 @@ func (o *owner) finish(err error) (*Summary, error) {
 		t1, t2 := time.Unix(0, f), time.Unix(0, o.b.Stats.Last.Load())
 		s.FirstBatch, s.LastBatch = &t1, &t2
 	}
-	done := int64(o.latency.n) // results fetched in this run
-	if done > 0 {
+	if o.fetched > 0 {
 		gets := o.p.Stats.ResultGets.Load() + o.p.Stats.StatusGets.Load()
-		s.GetsPerTask = float64(gets) / float64(done)
-		s.TasksPerSec = float64(done) / s.Seconds
+		s.GetsPerTask = float64(gets) / float64(o.fetched)
+		s.TasksPerSec = float64(o.fetched) / s.Seconds
 	}
 	s.LatencyP50, s.LatencyP95 = o.latency.quantile(0.5), o.latency.quantile(0.95)
 	if q30, ok := o.p.Est.Quantile(0.3); ok {

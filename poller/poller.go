@@ -41,6 +41,10 @@ type Task struct {
 	Row       int64
 	Attempt   int
 	Submitted time.Time
+	// Resumed: submitted in an earlier session. Its age when it completes
+	// says how long the tool was away, not how long tasks take, so the
+	// estimate does not learn from it.
+	Resumed bool
 
 	last   time.Duration // age at the last look, 0 before the first
 	looks  int
@@ -117,7 +121,9 @@ func New(api Getter, cfg Config) *Poller {
 func (p *Poller) Add(ts ...*Task) {
 	p.mu.Lock()
 	for _, t := range ts {
-		p.Est.Watch()
+		if !t.Resumed {
+			p.Est.Watch()
+		}
 		p.queue.push(t, t.Submitted.Add(p.Est.Next(0)))
 	}
 	p.mu.Unlock()
@@ -225,7 +231,7 @@ func (p *Poller) look(ctx context.Context, t *Task) error {
 		p.ok()
 		switch task.Status {
 		case decodo.StatusFaulted:
-			p.Est.Forget(t.last)
+			p.forget(t)
 			p.send(ctx, Event{Task: t, Lost: "task faulted"})
 			return nil
 		case decodo.StatusDone:
@@ -249,10 +255,19 @@ func (p *Poller) look(ctx context.Context, t *Task) error {
 	// The task completed somewhere in the gap since the last look (or
 	// since its submission, at the first look).
 	done := age - gap/2
-	p.Est.Observe(t.last, done)
+	if !t.Resumed {
+		p.Est.Observe(t.last, done)
+	}
 	t.waited = age - done
 	p.send(ctx, Event{Task: t, Results: res, At: time.Now()})
 	return nil
+}
+
+// forget drops a task the estimate was watching (faulted or lost).
+func (p *Poller) forget(t *Task) {
+	if !t.Resumed {
+		p.Est.Forget(t.last)
+	}
 }
 
 // send hands an event to the owner. An event not taken before ctx is done
@@ -285,7 +300,9 @@ func (p *Poller) statusDue(t *Task, age time.Duration) bool {
 }
 
 func (p *Poller) pending(t *Task, age time.Duration) {
-	p.Est.Seen(t.last, age)
+	if !t.Resumed {
+		p.Est.Seen(t.last, age)
+	}
 	t.last = age
 	p.again(t, t.Submitted.Add(p.Est.Next(age)))
 }
@@ -306,7 +323,7 @@ func (p *Poller) failed(ctx context.Context, t *Task, err error) error {
 			p.again(t, time.Now())
 			return nil
 		case apiErr.Gone():
-			p.Est.Forget(t.last)
+			p.forget(t)
 			p.send(ctx, Event{Task: t, Lost: "task unknown or its results expired (404)"})
 			return nil
 		case apiErr.Auth():
@@ -318,7 +335,7 @@ func (p *Poller) failed(ctx context.Context, t *Task, err error) error {
 	}
 	t.errs++
 	if t.errs >= p.cfg.MaxErrors {
-		p.Est.Forget(t.last)
+		p.forget(t)
 		p.send(ctx, Event{Task: t, Lost: fmt.Sprintf("could not read the task after %d attempts: %v", t.errs, err)})
 		return nil
 	}

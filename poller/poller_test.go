@@ -358,3 +358,63 @@ func TestScheduleOrder(t *testing.T) {
 		t.Fatalf("%d left, want %d", len(s.e), len(want))
 	}
 }
+
+// TestResumedTasksDoNotTeachTheEstimate proves tasks from an earlier
+// session, however old, leave the learned completion times as they were:
+// resumed again and again, they would otherwise teach the poller that
+// tasks take as long as the tool was away.
+func TestResumedTasksDoNotTeachTheEstimate(t *testing.T) {
+	t.Parallel()
+	g := newFake()
+	p := New(g, Config{Workers: 8, MaxGap: 20 * time.Millisecond})
+	p.Est.MinCount = 50
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events := make(chan Event, 64)
+	go p.Run(ctx, events)
+	wait := func(n int) {
+		t.Helper()
+		for range n {
+			select {
+			case e := <-events:
+				if e.Lost != "" {
+					t.Fatalf("task %s lost: %s", e.Task.ID, e.Lost)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("tasks not reported")
+			}
+		}
+	}
+	now := time.Now()
+	g.mu.Lock()
+	for i := range 100 {
+		g.doneAt[fmt.Sprint("fresh", i)] = now.Add(time.Duration(i%10) * 10 * time.Millisecond)
+	}
+	g.mu.Unlock()
+	for i := range 100 {
+		p.Add(&Task{ID: fmt.Sprint("fresh", i), Row: int64(i + 1), Attempt: 1, Submitted: now})
+	}
+	wait(100)
+	q50, ok := p.Est.Quantile(0.5)
+	learned := p.Est.total
+	if !ok {
+		t.Fatalf("nothing learned from 100 fresh tasks (%d completions)", p.Est.total)
+	}
+	for session := range 3 {
+		// The same tasks resumed, submitted an hour ago, done now.
+		long := time.Now().Add(-time.Hour)
+		g.mu.Lock()
+		for i := range 50 {
+			g.doneAt[fmt.Sprint("old", session, i)] = long
+		}
+		g.mu.Unlock()
+		for i := range 50 {
+			p.Add(&Task{ID: fmt.Sprint("old", session, i), Row: int64(1000 + i), Attempt: 1, Submitted: long, Resumed: true})
+		}
+		wait(50)
+		if got, _ := p.Est.Quantile(0.5); got != q50 || p.Est.total != learned {
+			t.Fatalf("after resumed session %d the estimate has %d completions and a median of %v; it had %d and %v",
+				session+1, p.Est.total, got, learned, q50)
+		}
+	}
+}

@@ -21,10 +21,11 @@ import (
 	"io/fs"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/decodo-batch/decodo-batch/io/durable"
 )
 
 var (
@@ -159,7 +160,7 @@ func open(path string, h Header, restart bool) (*Journal, error) {
 				// garbage would never be replayed.
 				err := f.Truncate(end)
 				if err == nil {
-					err = f.Sync()
+					err = durable.Sync(f)
 				}
 				if err != nil {
 					f.Close()
@@ -176,7 +177,7 @@ func open(path string, h Header, restart bool) (*Journal, error) {
 		st := newState()
 		st.Header, st.Started = h, timeOf(now.UnixNano())
 		data := frame(nil, appendHeader(nil, st))
-		f, err := replaceFile(path, data)
+		f, err := durable.ReplaceFile(path, data, 0o644)
 		if err != nil {
 			if f != nil {
 				f.Close()
@@ -193,42 +194,6 @@ func open(path string, h Header, restart bool) (*Journal, error) {
 		return nil, err
 	}
 	return j, nil
-}
-
-// replaceFile writes data to path+".tmp", fsyncs it, renames it to path and
-// fsyncs the directory, so that path is either what it was or all of data.
-// It returns the new file open for writing. If only the directory fsync
-// fails, it returns the file and the error: the rename happened, but may not
-// survive a crash.
-func replaceFile(path string, data []byte) (*os.File, error) {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if _, err = f.Write(data); err == nil {
-		if err = f.Sync(); err == nil {
-			err = os.Rename(tmp, path)
-		}
-	}
-	if err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return nil, err
-	}
-	return f, syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 func replayFile(f *os.File) (*State, int64, error) {
@@ -417,7 +382,7 @@ func (j *Journal) Sync() error {
 		j.err = fmt.Errorf("sync checkpoint: %w", err)
 		return j.err
 	}
-	if err := j.f.Sync(); err != nil {
+	if err := durable.Sync(j.f); err != nil {
 		j.err = fmt.Errorf("sync checkpoint: %w", err)
 		return j.err
 	}
@@ -468,7 +433,7 @@ func (j *Journal) Compact() error {
 	if err := j.verify(data); err != nil {
 		return err
 	}
-	f, err := replaceFile(j.path, data)
+	f, err := durable.ReplaceFile(j.path, data, 0o644)
 	if f == nil {
 		return fmt.Errorf("compact checkpoint: %w", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/decodo-batch/decodo-batch/io/checkpoint"
+	"github.com/decodo-batch/decodo-batch/io/durable"
 	"github.com/decodo-batch/decodo-batch/io/jsonstr"
 )
 
@@ -93,17 +94,24 @@ func (c countWriter) Write(p []byte) (int, error) {
 }
 
 // Writer owns the three output files. It is not safe for concurrent use.
+//
+// Its errors stick: after a failed write, flush or fsync, what reached the
+// disk is unknown (on Linux a second fsync after a failed one succeeds,
+// though the pages it failed to write are lost), so every later call
+// returns the first error and nothing written after the last good Commit
+// is ever vouched for.
 type Writer struct {
 	files    [3]*file
 	compress bool
 	line     []byte
+	err      error
 }
 
 // Open creates dir if needed and opens the output files for appending, cut
 // back to at (the sizes the checkpoint vouches for). It returns an error
 // naming the file when one cannot be opened or is shorter than at says.
 func Open(dir string, compress bool, at checkpoint.Offsets) (*Writer, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := durable.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("create output directory: %w", err)
 	}
 	w := &Writer{compress: compress}
@@ -126,7 +134,7 @@ func Open(dir string, compress bool, at checkpoint.Offsets) (*Writer, error) {
 }
 
 func openAt(path string, size int64) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := durable.OpenFile(path, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open output: %w", err)
 	}
@@ -153,8 +161,12 @@ func openAt(path string, size int64) (*os.File, error) {
 }
 
 func (w *Writer) write(i int, line []byte) error {
+	if w.err != nil {
+		return w.err
+	}
 	fl := w.files[i]
 	fl.used = true
+	var err error
 	if w.compress {
 		switch {
 		case fl.gz == nil:
@@ -163,11 +175,14 @@ func (w *Writer) write(i int, line []byte) error {
 			fl.gz.Reset(fl.buf) // a new member, without a new writer's buffers
 		}
 		fl.open = true
-		_, err := fl.gz.Write(line)
-		return err
+		_, err = fl.gz.Write(line)
+	} else {
+		_, err = fl.buf.Write(line)
 	}
-	_, err := fl.buf.Write(line)
-	return err
+	if err != nil {
+		w.err = fmt.Errorf("write %s: %w", fl.f.Name(), err)
+	}
+	return w.err
 }
 
 // Result writes a line to results.jsonl.
@@ -255,23 +270,30 @@ func appendRow(b []byte, r *Row) []byte {
 }
 
 // Commit makes everything written so far durable (ends the gzip member,
-// flushes, fsyncs) and returns the file sizes reached.
+// flushes, fsyncs) and returns the file sizes reached. After an error,
+// every later Commit returns it.
 func (w *Writer) Commit() (checkpoint.Offsets, error) {
+	if w.err != nil {
+		return checkpoint.Offsets{}, w.err
+	}
 	for _, fl := range w.files {
 		if !fl.used {
 			continue
 		}
 		if fl.open {
 			if err := fl.gz.Close(); err != nil {
-				return checkpoint.Offsets{}, fmt.Errorf("write %s: %w", fl.f.Name(), err)
+				w.err = fmt.Errorf("write %s: %w", fl.f.Name(), err)
+				return checkpoint.Offsets{}, w.err
 			}
 			fl.open = false
 		}
 		if err := fl.buf.Flush(); err != nil {
-			return checkpoint.Offsets{}, fmt.Errorf("write %s: %w", fl.f.Name(), err)
+			w.err = fmt.Errorf("write %s: %w", fl.f.Name(), err)
+			return checkpoint.Offsets{}, w.err
 		}
-		if err := fl.f.Sync(); err != nil {
-			return checkpoint.Offsets{}, fmt.Errorf("sync %s: %w", fl.f.Name(), err)
+		if err := durable.Sync(fl.f); err != nil {
+			w.err = fmt.Errorf("sync %s: %w", fl.f.Name(), err)
+			return checkpoint.Offsets{}, w.err
 		}
 		fl.used = false
 	}
@@ -285,12 +307,12 @@ func (w *Writer) Offsets() checkpoint.Offsets {
 
 // Close commits and closes the files.
 func (w *Writer) Close() error {
-	var first error
+	first := w.err
 	for _, fl := range w.files {
 		if fl == nil {
 			continue
 		}
-		if fl.used {
+		if fl.used && w.err == nil {
 			if _, err := w.Commit(); err != nil && first == nil {
 				first = err
 			}
@@ -302,30 +324,14 @@ func (w *Writer) Close() error {
 	return first
 }
 
-// WriteSummary writes v as dir/summary.json, atomically (temp file, sync,
-// rename).
+// WriteSummary writes v as dir/summary.json, durably and atomically (temp
+// file, sync, rename, directory sync).
 func WriteSummary(dir string, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(dir, SummaryFile)
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("write summary: %w", err)
-	}
-	if _, err = f.Write(append(data, '\n')); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := durable.WriteFile(filepath.Join(dir, SummaryFile), append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write summary: %w", err)
 	}
 	return nil

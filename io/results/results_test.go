@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/decodo-batch/decodo-batch/io/checkpoint"
+	"github.com/decodo-batch/decodo-batch/io/durable"
 )
 
 func readJSONL(t *testing.T, path string, gz bool) []map[string]any {
@@ -133,5 +135,38 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCommitErrorsStick proves a failed fsync is never followed by a Commit
+// that vouches for the lines it may have lost: on Linux a second fsync
+// after a failed one succeeds, though the pages are gone.
+func TestCommitErrorsStick(t *testing.T) {
+	dir := t.TempDir()
+	failing := true
+	restore := durable.SetHook(func(path string, isDir bool) error {
+		if !isDir && failing && strings.HasPrefix(path, dir) {
+			return errors.New("injected EIO")
+		}
+		return nil
+	})
+	defer restore()
+	w, err := Open(dir, false, checkpoint.Offsets{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Result(&Result{Row: Row{Row: 1, Line: 2, Target: "universal", URL: "https://a"}, Pages: []json.RawMessage{[]byte(`"x"`)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Commit(); err == nil || !strings.Contains(err.Error(), ResultsFile) {
+		t.Fatalf("Commit with a failing fsync = %v, want an error naming %s", err, ResultsFile)
+	}
+	failing = false
+	if _, err := w.Commit(); err == nil {
+		t.Fatal("a second Commit succeeded after a failed fsync")
+	}
+	if err := w.Failed(&Failure{Row: Row{Row: 2}}); err == nil {
+		t.Fatal("a write succeeded after a failed fsync")
 	}
 }
