@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/decodo-batch/decodo-batch/decodo/sandbox"
 	"github.com/decodo-batch/decodo-batch/io/checkpoint"
 )
 
@@ -196,5 +198,24 @@ func TestMixedBadRows(t *testing.T) {
 	}
 	if n := countLines(t, filepath.Join(out, "results.jsonl")); n != 80 {
 		t.Errorf("%d results, want the 80 good rows", n)
+	}
+}
+
+// TestRefusedTokenAdvice proves a token the API refuses ends the run with
+// exit 1 and a message that says where the token comes from.
+func TestRefusedTokenAdvice(t *testing.T) {
+	t.Parallel()
+	sb := sandbox.New(sandbox.Config{Tokens: []string{"cmlnaHQ6dG9rZW4="}})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	t.Cleanup(sb.Close)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.txt")
+	os.WriteFile(in, []byte("https://example.com/1\n"), 0o644)
+	tokenFile := filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte("d3Jvbmc6dG9rZW4=\n"), 0o600)
+	code, _, stderr := runCLI(t, "run", "--endpoint", srv.URL, "--token-file", tokenFile, in, "-o", filepath.Join(dir, "out"), "--progress", "none")
+	if code != exitFatal || !strings.Contains(stderr, "refused the token") || !strings.Contains(stderr, "DECODO_TOKEN") {
+		t.Fatalf("refused token: exit %d, want 1 with advice on the token: %s", code, stderr)
 	}
 }

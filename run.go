@@ -221,7 +221,7 @@ func progressMode(mode string, quiet bool, stderr io.Writer) string {
 // connect returns the API client: the real API (or --endpoint) with the
 // user's token, or an in-process sandbox with a token of its own.
 func connect(ctx context.Context, f *runFlags, log *slog.Logger, stderr io.Writer) (job.API, func(), error) {
-	cc := decodo.Config{Conns: f.workers + 8, Version: version}
+	cc := decodo.Config{Conns: f.workers, Version: version}
 	if !f.sandbox {
 		token, err := loadToken(f.tokenFile)
 		if err != nil {

@@ -21,23 +21,21 @@ var ErrInsecureEndpoint = errors.New("decodo: refusing to send the token over pl
 
 // ErrAuth is what callers return when the API refuses the token (401/403);
 // it ends a run.
-var ErrAuth = errors.New("the API refused the token (401/403): check DECODO_TOKEN, or DECODO_USERNAME and DECODO_PASSWORD, or --token-file")
+var ErrAuth = errors.New("the API refused the token (401/403)")
 
 // Client talks to the asynchronous endpoints of the API. It is safe for
 // concurrent use.
 type Client struct {
 	http *http.Client
-	h1   *h1    // the GETs, when no proxy applies; nil: all through http
 	base string // without a trailing slash
 	auth string // "Basic <token>"
-	path string // the endpoint's path, before each request's (h1)
 	ua   string
 }
 
 // Config holds what [New] needs besides the endpoint and token.
 type Config struct {
-	// Conns is the number of idle connections kept to the API; set it to
-	// the number of concurrent requests.
+	// Conns is the number of concurrent requests (the workers): as many
+	// idle connections, and a few more, are kept to the API.
 	Conns int
 	// Timeout bounds one request, 0 for 60s.
 	Timeout time.Duration
@@ -69,37 +67,23 @@ func New(endpoint, token string, cfg Config) (*Client, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 60 * time.Second
 	}
+	// The default transport keeps two idle connections per host: with more
+	// polls in flight, every other one would dial anew. The headroom is
+	// for batch submissions beside the polls. HTTP/2, where TLS offers it,
+	// stays allowed.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns = cfg.Conns + 8
 	tr.MaxIdleConnsPerHost = cfg.Conns + 8
-	c := &Client{
+	return &Client{
 		http: &http.Client{Transport: tr, Timeout: cfg.Timeout},
 		base: strings.TrimRight(u.String(), "/"),
 		auth: "Basic " + token,
 		ua:   "decodo-batch/" + cfg.Version,
-	}
-	if proxy, err := tr.Proxy(&http.Request{URL: u}); err == nil && proxy == nil {
-		port := u.Port()
-		if port == "" {
-			port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
-		}
-		c.h1 = newH1(u.Scheme, u.Hostname(), port, tr.TLSClientConfig, [][2]string{
-			{"Authorization", c.auth},
-			{"Accept", "application/json"},
-			{"User-Agent", c.ua},
-		}, cfg.Timeout, cfg.Conns+8)
-		c.path = strings.TrimRight(u.EscapedPath(), "/")
-	}
-	return c, nil
+	}, nil
 }
 
 // CloseIdleConnections closes the connections kept for later requests.
-func (c *Client) CloseIdleConnections() {
-	c.http.CloseIdleConnections()
-	if c.h1 != nil {
-		c.h1.closeIdle()
-	}
-}
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
 
 func loopback(host string) bool {
 	if host == "localhost" {
@@ -168,9 +152,6 @@ func (c *Client) Results(ctx context.Context, id string) (results []Result, read
 // do sends one request and hands a 2xx body to decode. A 204 is not
 // decoded.
 func (c *Client) do(ctx context.Context, method, path, op string, body []byte, decode func([]byte) error) (int, error) {
-	if method == http.MethodGet && c.h1 != nil {
-		return c.get(ctx, path, op, decode)
-	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -214,30 +195,6 @@ func (c *Client) do(ctx context.Context, method, path, op string, body []byte, d
 		return resp.StatusCode, &AnswerError{Op: op, Err: err}
 	}
 	return resp.StatusCode, nil
-}
-
-// get is do for a GET, through c.h1.
-func (c *Client) get(ctx context.Context, path, op string, decode func([]byte) error) (int, error) {
-	buf := bodyPool.Get().(*bytes.Buffer)
-	defer bodyPool.Put(buf)
-	status, retryAfter, err := c.h1.get(ctx, c.path+path, buf)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
-	}
-	switch {
-	case status == http.StatusNoContent:
-		return status, nil
-	case status < 200 || status > 299:
-		data := buf.Bytes()
-		if len(data) > 1<<20 {
-			data = data[:1<<20]
-		}
-		return status, answerError(op, status, retryAfter, data)
-	}
-	if err := decode(buf.Bytes()); err != nil {
-		return status, &AnswerError{Op: op, Err: err}
-	}
-	return status, nil
 }
 
 // bodyPool holds answer buffers: results come by the thousand a second.

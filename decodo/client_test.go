@@ -525,8 +525,8 @@ func TestWrongTokenIsAuthError(t *testing.T) {
 			if e.Message == "" {
 				t.Error("no message")
 			}
-			if Retryable(err) {
-				t.Error("Retryable(401) = true, want false")
+			if e.Temporary() {
+				t.Error("401 is Temporary, want a refusal that retrying cannot cure")
 			}
 			if strings.Contains(err.Error(), wrong) {
 				t.Errorf("error text %q holds the token", err)
@@ -547,9 +547,6 @@ func TestSecondBatchInsideIntervalIsRateLimited(t *testing.T) {
 	}
 	if e.RetryAfter <= 0 {
 		t.Errorf("RetryAfter = %v, want > 0 from the Retry-After header", e.RetryAfter)
-	}
-	if !Retryable(err) {
-		t.Error("Retryable(429) = false")
 	}
 	if e.Op != "POST /v3/task/batch" {
 		t.Errorf("Op = %q, want POST /v3/task/batch", e.Op)
@@ -580,8 +577,8 @@ func TestInvalidItemIsValidationErrorWithTheAPIsWords(t *testing.T) {
 			if !e.Validation() || e.StatusCode != http.StatusBadRequest {
 				t.Fatalf("status %d Validation() %v, want 400 true", e.StatusCode, e.Validation())
 			}
-			if Retryable(err) {
-				t.Error("Retryable(400) = true, want false")
+			if e.Temporary() {
+				t.Error("400 is Temporary, want a refusal that retrying cannot cure")
 			}
 			var sent struct {
 				Message string            `json:"message"`
@@ -609,11 +606,8 @@ func TestUnknownTaskIsGone(t *testing.T) {
 	ctx := context.Background()
 	const id = "7434928397127555073"
 	_, err := c.Task(ctx, id)
-	if e := apiError(t, err); !e.Gone() || e.StatusCode != http.StatusNotFound {
-		t.Errorf("Task: status %d Gone() %v, want 404 true", e.StatusCode, e.Gone())
-	}
-	if Retryable(err) {
-		t.Error("Retryable(404) = true, want false")
+	if e := apiError(t, err); !e.Gone() || e.StatusCode != http.StatusNotFound || e.Temporary() {
+		t.Errorf("Task: status %d Gone() %v Temporary() %v, want 404 true false", e.StatusCode, e.Gone(), e.Temporary())
 	}
 	res, ready, err := c.Results(ctx, id)
 	if e := apiError(t, err); !e.Gone() {
@@ -624,7 +618,7 @@ func TestUnknownTaskIsGone(t *testing.T) {
 	}
 }
 
-func TestServerErrorsAreTemporaryAndRetryable(t *testing.T) {
+func TestServerErrorsAreTemporary(t *testing.T) {
 	t.Parallel()
 	c, _ := serveSandbox(t, sandbox.Config{ErrorRate: 1})
 	ctx := context.Background()
@@ -652,14 +646,13 @@ func TestServerErrorsAreTemporaryAndRetryable(t *testing.T) {
 			if e.RateLimited() || e.Auth() || e.Validation() || e.Gone() {
 				t.Errorf("status %d classed as more than a server error: %+v", e.StatusCode, e)
 			}
-			if !Retryable(err) {
-				t.Error("Retryable(5xx) = false")
-			}
 		})
 	}
 }
 
-func TestDroppedConnectionIsRetryableTransportError(t *testing.T) {
+// A dropped connection is a transport error, neither an API answer nor a
+// cancellation: callers send the request again.
+func TestDroppedConnectionIsATransportError(t *testing.T) {
 	t.Parallel()
 	c, _ := serveSandbox(t, sandbox.Config{DropRate: 1})
 	ctx := context.Background()
@@ -683,8 +676,8 @@ func TestDroppedConnectionIsRetryableTransportError(t *testing.T) {
 			if errors.As(err, &e) {
 				t.Fatalf("dropped connection gave an API error %v", e)
 			}
-			if !Retryable(err) {
-				t.Errorf("Retryable(%v) = false, want true", err)
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("dropped connection reported as the context's end: %v", err)
 			}
 			if strings.Contains(err.Error(), testToken) {
 				t.Errorf("error text %q holds the token", err)
@@ -693,7 +686,7 @@ func TestDroppedConnectionIsRetryableTransportError(t *testing.T) {
 	}
 }
 
-func TestCancelledContextSendsNothingAndIsNotRetryable(t *testing.T) {
+func TestCancelledContextSendsNothingAndIsTheContextsError(t *testing.T) {
 	t.Parallel()
 	c, rec := serveSandbox(t, sandbox.Config{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -702,8 +695,9 @@ func TestCancelledContextSendsNothingAndIsNotRetryable(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
-	if Retryable(err) {
-		t.Error("Retryable(cancelled) = true, want false")
+	var e *Error
+	if errors.As(err, &e) {
+		t.Errorf("cancelled request gave an API error %v", e)
 	}
 	if n := len(rec.exchanges()); n != 0 {
 		t.Errorf("%d requests reached the server after cancel", n)
@@ -774,8 +768,8 @@ func TestClientToleratesOddAnswers(t *testing.T) {
 		if e.StatusCode != http.StatusBadGateway || e.Message != "Bad Gateway" || e.RetryAfter != 7*time.Second {
 			t.Errorf("error = %+v, want 502 \"Bad Gateway\" RetryAfter 7s", e)
 		}
-		if !Retryable(err) {
-			t.Error("Retryable(502) = false")
+		if !e.Temporary() {
+			t.Error("502 is not Temporary")
 		}
 	})
 
@@ -953,7 +947,7 @@ func TestBatchResponseUnmarshalJSON(t *testing.T) {
 	}
 	t.Run("malformed is an error", func(t *testing.T) {
 		t.Parallel()
-		for _, in := range []string{`{"id":`, `[{"id":}]`, `{"queries":{}}`} {
+		for _, in := range []string{`{"id":`, `[{"id":}]`, `{"queries":{}}`, `{"id":true,"queries":[]}`, `[{"id":false}]`, `{"queries":[{"id":"1"}]} x`} {
 			var r BatchResponse
 			if err := json.Unmarshal([]byte(in), &r); err == nil {
 				t.Errorf("Unmarshal(%s) = nil error, %+v", in, r)
@@ -976,6 +970,8 @@ func TestTaskUnmarshalJSONKeepsIDsExactly(t *testing.T) {
 			`{"id":"7434928397127555073","status":"faulted","query":"coffee","created_at":"2026-03-04 11:51:04","updated_at":"2026-03-04 11:51:09"}`,
 			Task{ID: "7434928397127555073", Status: "faulted", Query: "coffee", CreatedAt: "2026-03-04 11:51:04", UpdatedAt: "2026-03-04 11:51:09"}},
 		{"no id", `{"status":"pending"}`, Task{Status: "pending"}},
+		{"null id", `{"id":null,"status":"pending"}`, Task{Status: "pending"}},
+		{"escaped string id", `{"id":"74349\u0032","url":"https://a.example/\u00e9"}`, Task{ID: "743492", URL: "https://a.example/é"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -988,6 +984,12 @@ func TestTaskUnmarshalJSONKeepsIDsExactly(t *testing.T) {
 				t.Errorf("got %+v\nwant %+v", got, tt.want)
 			}
 		})
+	}
+	for _, in := range []string{`{"id":true}`, `{"id":{}}`, `{"id":[1]}`, `{"id":"1","status":2}`, `{"id":1`} {
+		var got Task
+		if err := json.Unmarshal([]byte(in), &got); err == nil {
+			t.Errorf("Unmarshal(%s) = %+v, nil; want an error", in, got)
+		}
 	}
 }
 
@@ -1110,8 +1112,9 @@ func TestErrorPredicatesFollowStatus(t *testing.T) {
 			if got != want {
 				t.Errorf("[Auth RateLimited Temporary Validation Gone] = %v, want %v", got, want)
 			}
-			if r := Retryable(fmt.Errorf("wrapped: %w", e)); r != tt.temporary {
-				t.Errorf("Retryable(wrapped %d) = %v, want %v", tt.status, r, tt.temporary)
+			var wrapped *Error
+			if !errors.As(fmt.Errorf("wrapped: %w", e), &wrapped) || wrapped.Temporary() != tt.temporary {
+				t.Errorf("errors.As through a wrap: %v, Temporary() want %v", wrapped, tt.temporary)
 			}
 		})
 	}
@@ -1125,33 +1128,6 @@ func TestErrorTextNamesOpStatusMessageAndItems(t *testing.T) {
 		if !strings.Contains(msg, part) {
 			t.Errorf("Error() = %q lacks %q", msg, part)
 		}
-	}
-}
-
-func TestRetryable(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name string
-		err  error
-		want bool
-	}{
-		{"nil", nil, false},
-		{"cancelled", context.Canceled, false},
-		{"wrapped cancel", fmt.Errorf("GET /v3/task/{id}: %w", context.Canceled), false},
-		{"transport error", io.ErrUnexpectedEOF, true},
-		{"429", &Error{StatusCode: 429}, true},
-		{"503", &Error{StatusCode: 503}, true},
-		{"400", &Error{StatusCode: 400}, false},
-		{"401", &Error{StatusCode: 401}, false},
-		{"404", &Error{StatusCode: 404}, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			if got := Retryable(tt.err); got != tt.want {
-				t.Errorf("Retryable(%v) = %v, want %v", tt.err, got, tt.want)
-			}
-		})
 	}
 }
 
@@ -1270,4 +1246,123 @@ func TestTargetKind(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestNewRefusesLineBreaksInHeaders(t *testing.T) {
+	t.Parallel()
+	for _, tok := range []string{"abc\r\nX-Evil: 1", "abc\n", "a\x00b"} {
+		if _, err := New("https://scraper-api.decodo.com", tok, Config{}); err == nil {
+			t.Errorf("token %q accepted", tok)
+		}
+	}
+	if _, err := New("https://scraper-api.decodo.com", "tok", Config{Version: "1\r\n"}); err == nil {
+		t.Error("version with a line break accepted")
+	}
+}
+
+// TestNewKeepsAnIdleConnectionPerWorker proves the transport keeps at least
+// one idle connection per concurrent request (the default keeps two per
+// host, so most polls would dial), and still allows HTTP/2.
+func TestNewKeepsAnIdleConnectionPerWorker(t *testing.T) {
+	t.Parallel()
+	for _, conns := range []int{0, 1, 32, 500} {
+		c, err := New(DefaultEndpoint, testToken, Config{Conns: conns})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := c.http.Transport.(*http.Transport)
+		want := conns
+		if want == 0 {
+			want = 32 // the default
+		}
+		if tr.MaxIdleConnsPerHost < want || tr.MaxIdleConns < want || !tr.ForceAttemptHTTP2 {
+			t.Errorf("Conns %d: MaxIdleConnsPerHost %d MaxIdleConns %d ForceAttemptHTTP2 %v, want >= %d, >= %d, true",
+				conns, tr.MaxIdleConnsPerHost, tr.MaxIdleConns, tr.ForceAttemptHTTP2, want, want)
+		}
+	}
+}
+
+// TestResultsContentIsCompact proves that a content the API sends
+// pretty-printed (spaces, tabs and line breaks between its tokens) comes
+// back compact, through the fast reader and through encoding/json, so that
+// each result fits on one line of results.jsonl; and that a task_id may be
+// a number.
+func TestResultsContentIsCompact(t *testing.T) {
+	t.Parallel()
+	contents := []string{
+		"{\n  \"title\" : \"a  b\\n c\",\n\t\"items\": [ 1, 2.5e3 ,true,\r\n null, \"x y\" ],\n  \"nested\": { \"k\": [ ] , \"e\" : { } }\n}",
+		"[\n   \"page 2\",\n   { \"a\" : 1 }\n]",
+		"\"<html>\\n  <body> </body>\\n</html>\"",
+		"  42 ",
+	}
+	var answer strings.Builder
+	answer.WriteString("{\n  \"%s\" : [\n")
+	for i, c := range contents {
+		if i > 0 {
+			answer.WriteString(" ,\n")
+		}
+		fmt.Fprintf(&answer, "    {\n      \"content\" :\t%s ,\n      \"status_code\": 200,\n      \"task_id\": %d\n    }", c, 7434928397127555073+i)
+	}
+	answer.WriteString("\n  ]\n}\n")
+	for _, tt := range []struct{ name, key string }{
+		{"fast reader", "results"},
+		{"encoding/json", `res\u0075lts`}, // an escaped key: the fast reader hands over
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			body := fmt.Sprintf(answer.String(), tt.key)
+			if !json.Valid([]byte(body)) {
+				t.Fatalf("test answer is not JSON:\n%s", body)
+			}
+			if _, err := scanResults([]byte(body)); (err == nil) != (tt.key == "results") {
+				t.Fatalf("scanResults err = %v: the answer does not take the path under test", err)
+			}
+			c, _ := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, body)
+			}), testToken)
+			res, ready, err := c.Results(context.Background(), "7434928397127555073")
+			if err != nil || !ready || len(res) != len(contents) {
+				t.Fatalf("Results = %d results, %v, %v; want %d, true, nil", len(res), ready, err, len(contents))
+			}
+			for i, r := range res {
+				var want bytes.Buffer
+				if err := json.Compact(&want, []byte(contents[i])); err != nil {
+					t.Fatal(err)
+				}
+				if bytes.ContainsAny(r.Content, "\r\n") || !json.Valid(r.Content) || !bytes.Equal(r.Content, want.Bytes()) {
+					t.Errorf("result %d content %q, want %q", i, r.Content, want.Bytes())
+				}
+				if wantID := fmt.Sprint(7434928397127555073 + i); r.TaskID != wantID {
+					t.Errorf("result %d task_id %q, want %s", i, r.TaskID, wantID)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkResults measures one poll, Client.Results through net/http,
+// against a loopback server in this process: the server's share is in
+// each op too.
+func BenchmarkResults(b *testing.B) {
+	body := `{"results":[{"content":"` + strings.Repeat("lorem ipsum ", 100) + `","status_code":200,"url":"https://example.com/p/1","task_id":"7434928397127555073","updated_at":"2026-11-28 10:00:00"}]}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, body)
+	}))
+	defer srv.Close()
+	c, err := New(srv.URL, "dG9r", Config{Conns: 16})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.CloseIdleConnections()
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, ready, err := c.Results(context.Background(), "7434928397127555073"); err != nil || !ready {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

@@ -1,6 +1,6 @@
 // Package decodo is a client of the Decodo Scraper API's asynchronous
 // endpoints: queue one task or a batch, read a task's status, fetch its
-// results. See decodo-api.md for the API it follows.
+// results.
 package decodo
 
 import (
@@ -40,66 +40,36 @@ type Task struct {
 }
 
 // UnmarshalJSON accepts an id sent as a string or as a bare number, kept
-// exact either way.
+// exact either way. It returns encoding/json's error for malformed JSON, or
+// an error for an id of another type.
 func (t *Task) UnmarshalJSON(b []byte) error {
-	var w wireTask
-	if err := json.Unmarshal(b, &w); err != nil {
+	// fields has Task's fields without this method; the outer id shadows
+	// the inner one.
+	type fields Task
+	*t = Task{}
+	v := struct {
+		*fields
+		ID json.RawMessage `json:"id"`
+	}{fields: (*fields)(t)}
+	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	*t = w.task()
-	return nil
+	var err error
+	t.ID, err = idText(v.ID)
+	return err
 }
 
-// wireTask is a task object as sent: decoding into it directly (not
-// through Task's UnmarshalJSON) scans a batch answer once, not once per
-// task.
-type wireTask struct {
-	ID        flexID `json:"id"`
-	Status    string `json:"status"`
-	Target    string `json:"target"`
-	URL       string `json:"url"`
-	Query     string `json:"query"`
-	CreatedAt string `json:"created_at"`
-	UpdatedAt string `json:"updated_at"`
-}
-
-func (w *wireTask) task() Task {
-	return Task{ID: string(w.ID), Status: w.Status, Target: w.Target, URL: w.URL, Query: w.Query, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt}
-}
-
-func tasksOf(ws []wireTask) []Task {
-	if ws == nil {
-		return nil
+// idText returns an id sent as a JSON string or number as its text: a
+// number stays exact whatever its size. null or no id gives "".
+func idText(v []byte) (string, error) {
+	if len(v) > 0 && (v[0] == '-' || '0' <= v[0] && v[0] <= '9') {
+		return string(v), nil // already checked to be a JSON number
 	}
-	ts := make([]Task, len(ws))
-	for i := range ws {
-		ts[i] = ws[i].task()
+	s, err := str(v)
+	if err != nil {
+		return "", fmt.Errorf("decodo: id %.40s is neither a string nor a number", v)
 	}
-	return ts
-}
-
-// flexID is an id sent as a JSON string or number, as its text.
-type flexID string
-
-func (f *flexID) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*f = flexID(s)
-		return nil
-	}
-	if string(b) == "null" {
-		*f = ""
-		return nil
-	}
-	var n json.Number
-	if err := json.Unmarshal(b, &n); err != nil {
-		return err
-	}
-	*f = flexID(n)
-	return nil
+	return s, nil
 }
 
 // Item returns the url or query the task was created for.
@@ -171,49 +141,36 @@ type BatchResponse struct {
 }
 
 // UnmarshalJSON accepts both forms the API is known to answer: the SDK's
-// object {"id", "queries", "errors"} and a bare array of task objects.
+// object {"id", "queries" (or "tasks"), "errors"} and a bare array of task
+// objects. It returns the errors of [Task.UnmarshalJSON].
 func (r *BatchResponse) UnmarshalJSON(b []byte) error {
-	fast, err := scanBatch(b)
-	if err != nil {
-		fast, err = decodeBatch(b)
-	}
-	if err == nil {
-		*r = *fast
-	}
-	return err
-}
-
-// decodeBatch reads a batch answer with encoding/json alone: what the fast
-// reader hands on, and the reference it is tested against.
-func decodeBatch(b []byte) (*BatchResponse, error) {
-	r := &BatchResponse{}
-	b = bytes.TrimSpace(b)
-	if len(b) > 0 && b[0] == '[' {
-		var ws []wireTask
-		if err := json.Unmarshal(b, &ws); err != nil {
-			return nil, err
-		}
-		r.Tasks = tasksOf(ws)
-		return r, nil
+	*r = BatchResponse{}
+	if b = bytes.TrimLeft(b, " \t\r\n"); len(b) > 0 && b[0] == '[' {
+		return json.Unmarshal(b, &r.Tasks)
 	}
 	var v struct {
-		ID      flexID            `json:"id"`
-		Queries []wireTask        `json:"queries"`
-		Tasks   []wireTask        `json:"tasks"`
+		ID      json.RawMessage   `json:"id"`
+		Queries []Task            `json:"queries"`
+		Tasks   []Task            `json:"tasks"`
 		Errors  []json.RawMessage `json:"errors"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
-		return nil, err
+		return err
 	}
-	r.ID, r.Tasks, r.Errors = string(v.ID), tasksOf(v.Queries), v.Errors
+	id, err := idText(v.ID)
+	if err != nil {
+		return err
+	}
+	r.ID, r.Tasks, r.Errors = id, v.Queries, v.Errors
 	if r.Tasks == nil {
-		r.Tasks = tasksOf(v.Tasks)
+		r.Tasks = v.Tasks
 	}
-	return r, nil
+	return nil
 }
 
 // Result is one entry of a task's results: one page of what the target site
-// answered. Content is kept as raw JSON (a string, or a value with parse).
+// answered. Content is kept as raw JSON (a string, or a value with parse),
+// compact: it holds no line break, so it fits on one line of an output file.
 type Result struct {
 	Content    json.RawMessage `json:"content"`
 	StatusCode int             `json:"status_code"`
@@ -221,6 +178,41 @@ type Result struct {
 	Query      string          `json:"query"`
 	TaskID     string          `json:"task_id"`
 	UpdatedAt  string          `json:"updated_at"`
+}
+
+// UnmarshalJSON reads a result as the fast reader of results answers does:
+// the task_id as a string or a number, the content made compact.
+func (r *Result) UnmarshalJSON(b []byte) error {
+	type fields Result
+	*r = Result{}
+	v := struct {
+		*fields
+		TaskID json.RawMessage `json:"task_id"`
+	}{fields: (*fields)(r)}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	var err error
+	if r.TaskID, err = idText(v.TaskID); err != nil {
+		return err
+	}
+	r.Content = compactContent(r.Content)
+	return nil
+}
+
+// compactContent returns a copy of the valid JSON value v without the
+// spaces and line breaks between its tokens. A string needs nothing: it
+// cannot hold a raw line break.
+func compactContent(v []byte) json.RawMessage {
+	if len(v) == 0 || v[0] == '"' || compact(v) {
+		return bytes.Clone(v)
+	}
+	var b bytes.Buffer
+	b.Grow(len(v))
+	if json.Compact(&b, v) != nil {
+		return bytes.Clone(v) // not reached: v was read as JSON
+	}
+	return b.Bytes()
 }
 
 // AnswerError is a 2xx answer that could not be read. For a batch it means

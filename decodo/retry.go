@@ -2,7 +2,6 @@ package decodo
 
 import (
 	"context"
-	"errors"
 	"math/rand/v2"
 	"time"
 )
@@ -46,17 +45,4 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// Retryable reports whether a request that failed with err may succeed if
-// sent again: a 429, a 5xx, or a transport error. A cancelled context is not.
-func Retryable(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) {
-		return false
-	}
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Temporary()
-	}
-	return true // dropped connections, timeouts, resets
 }

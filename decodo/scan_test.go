@@ -8,14 +8,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/decodo-batch/decodo-batch/decodo/sandbox"
 )
 
-// slowResults decodes with encoding/json only: with decodeBatch, the
-// reference the fast path must agree with.
+// slowResults decodes with encoding/json only: the reference the fast
+// reader must agree with.
 func slowResults(b []byte) ([]Result, error) {
 	var v struct {
 		Results []Result `json:"results"`
@@ -25,77 +26,62 @@ func slowResults(b []byte) ([]Result, error) {
 }
 
 var scanSeeds = []string{
-	`{"id": 7495756599328274433, "queries": [{"id": "7495756599328274434", "query": "coffee", "status": "pending", "page_from": 1, "geo": null, "cookies": [], "headers": {"a": "b"}}], "errors": []}`,
-	`[{"id":"1","url":"https://a/\u00e9\"x","status":"pending","parse":false}]`,
-	`{"id":"12","tasks":[{"id":3,"url":"u"}],"errors":[{"field":"url[1]","message":"bad"}]}`,
 	`{"results":[{"content":"<html>\n</html>","status_code":200,"url":"https://x","task_id":"7434928397127555073","headers":{"content-type":"text/html"},"cookies":[]}]}`,
 	`{"results":[{"content":{"organic":[1,2.5e3,true,null]},"status_code":404,"query":"q"},{"content":"p2","status_code":200}]}`,
+	"{\"results\": [ {\"content\": {\n  \"a\" : [ 1 ,\t\"b c\" ]\r\n}, \"task_id\": 7434928397127555073, \"url\":\"https://a/\\u00e9\\\"x\"} ] }",
 	`{"results":[]}`,
 	`{"results":null}`,
-	`{"results":[{"content":"bad \x01 control"}]}`,
+	`{"Results":[{"CONTENT":"folded keys"}]}`,
+	"{\"results\":[{\"content\":\"bad \x01 control\"}]}",
 	`{"results":[{"content":"a"}]} trailing`,
-	`{"id":01}`,
+	`{"results":[{"status_code":01}]}`,
 	`{"results":[{"status_code":1e2}]}`,
+	`{"results":[{"task_id":true}]}`,
 }
 
-// FuzzScan proves the fast readers agree with encoding/json: whenever the
-// fast path accepts an answer, encoding/json decodes it to the same value;
-// the fast path never accepts what encoding/json refuses.
+// FuzzScan proves the fast reader of results agrees with encoding/json:
+// whenever it accepts an answer, encoding/json decodes it to the same value;
+// it never accepts what encoding/json refuses.
 func FuzzScan(f *testing.F) {
 	for _, s := range scanSeeds {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if fast, err := scanBatch(b); err == nil {
-			slow, serr := decodeBatch(b)
-			if serr != nil {
-				t.Fatalf("fast batch read accepted what encoding/json refuses (%v): %q", serr, b)
-			}
-			same := len(fast.Tasks) == len(slow.Tasks)
-			for i := 0; same && i < len(fast.Tasks); i++ {
-				same = reflect.DeepEqual(fast.Tasks[i], slow.Tasks[i])
-			}
-			same = same && len(fast.Errors) == len(slow.Errors)
-			for i := 0; same && i < len(fast.Errors); i++ {
-				same = bytes.Equal(fast.Errors[i], slow.Errors[i])
-			}
-			if !same || fast.ID != slow.ID {
-				t.Fatalf("batch: fast %+v, encoding/json %+v", fast, slow)
-			}
+		fast, err := scanResults(b)
+		if err != nil {
+			return
 		}
-		if fast, err := scanResults(b); err == nil {
-			slow, serr := slowResults(b)
-			if serr != nil {
-				t.Fatalf("fast results read accepted what encoding/json refuses (%v): %q", serr, b)
+		slow, serr := slowResults(b)
+		if serr != nil {
+			t.Fatalf("fast results read accepted what encoding/json refuses (%v): %q", serr, b)
+		}
+		if len(fast) != len(slow) {
+			t.Fatalf("results: %d fast, %d encoding/json", len(fast), len(slow))
+		}
+		for i := range fast {
+			if !reflect.DeepEqual(fast[i], slow[i]) {
+				t.Fatalf("result %d: fast %+v, encoding/json %+v", i, fast[i], slow[i])
 			}
-			if len(fast) != len(slow) {
-				t.Fatalf("results: %d fast, %d encoding/json", len(fast), len(slow))
-			}
-			for i := range fast {
-				if string(fast[i].Content) != string(slow[i].Content) || fast[i].StatusCode != slow[i].StatusCode ||
-					fast[i].URL != slow[i].URL || fast[i].Query != slow[i].Query || fast[i].TaskID != slow[i].TaskID ||
-					fast[i].UpdatedAt != slow[i].UpdatedAt {
-					t.Fatalf("result %d: fast %+v, encoding/json %+v", i, fast[i], slow[i])
-				}
+			if c := fast[i].Content; len(c) > 0 && bytes.ContainsAny(c, "\r\n") {
+				t.Fatalf("result %d: content %q holds a line break", i, c)
 			}
 		}
 	})
 }
 
-// TestScanSeeds proves the fast path reads the shapes of decodo-api.md and
-// refuses what is not JSON, so that encoding/json reports the error.
+// TestScanSeeds proves the fast reader reads the shapes the API sends and
+// refuses what is not JSON or what encoding/json would read otherwise
+// (case-folded keys), so that encoding/json decides.
 func TestScanSeeds(t *testing.T) {
 	t.Parallel()
-	if r, err := scanBatch([]byte(scanSeeds[0])); err != nil || r.ID != "7495756599328274433" || r.Tasks[0].Query != "coffee" {
-		t.Errorf("SDK form: %+v, %v", r, err)
-	}
-	if r, err := scanBatch([]byte(scanSeeds[1])); err != nil || r.Tasks[0].URL != "https://a/é\"x" {
-		t.Errorf("array form with escapes: %+v, %v", r, err)
-	}
-	if res, err := scanResults([]byte(scanSeeds[4])); err != nil || len(res) != 2 || string(res[0].Content) != `{"organic":[1,2.5e3,true,null]}` || res[0].StatusCode != 404 {
+	if res, err := scanResults([]byte(scanSeeds[1])); err != nil || len(res) != 2 || string(res[0].Content) != `{"organic":[1,2.5e3,true,null]}` || res[0].StatusCode != 404 {
 		t.Errorf("parsed content: %+v, %v", res, err)
 	}
-	for _, bad := range scanSeeds[7:] {
+	if res, err := scanResults([]byte(scanSeeds[2])); err != nil || len(res) != 1 || string(res[0].Content) != `{"a":[1,"b c"]}` ||
+		res[0].TaskID != "7434928397127555073" || res[0].URL != "https://a/é\"x" {
+		t.Errorf("indented content, numeric task_id, escaped url: %+v, %v", res, err)
+	}
+	for _, bad := range scanSeeds[5:] {
 		if _, err := scanResults([]byte(bad)); err == nil {
 			t.Errorf("accepted %q", bad)
 		}
@@ -155,8 +141,8 @@ func sandboxAnswers(b *testing.B) (batch, results []byte) {
 		return data
 	}
 	batch = get("POST", "/v3/task/batch", &req)
-	resp, err := scanBatch(batch)
-	if err != nil {
+	var resp BatchResponse
+	if err := resp.UnmarshalJSON(batch); err != nil {
 		b.Fatal(err)
 	}
 	for range 100 {
@@ -169,25 +155,68 @@ func sandboxAnswers(b *testing.B) (batch, results []byte) {
 	return nil, nil
 }
 
+// parsedAnswer returns a results answer whose content is a parsed page of
+// about 100 KB, compact or indented.
+func parsedAnswer(indent bool) []byte {
+	var organic []map[string]any
+	for i := range 400 {
+		organic = append(organic, map[string]any{
+			"pos":   i,
+			"title": fmt.Sprintf("Result %d about coffee beans", i),
+			"url":   fmt.Sprintf("https://example.com/a/%d", i),
+			"desc":  strings.Repeat("lorem ipsum dolor ", 10),
+		})
+	}
+	content := map[string]any{"results": map[string]any{"organic": organic}, "parse_status_code": 12000}
+	answer := map[string]any{"results": []any{map[string]any{"content": content, "status_code": 200, "task_id": "7434928397127555073"}}}
+	if indent {
+		b, _ := json.MarshalIndent(answer, "", "  ")
+		return b
+	}
+	b, _ := json.Marshal(answer)
+	return b
+}
+
+// BenchmarkScan measures reading a 3000-task batch answer (encoding/json,
+// as Client.SubmitBatch does) and results answers: the sandbox's, and a
+// parsed page of about 100 KB, compact and indented (made compact), each
+// through the fast reader and through encoding/json.
 func BenchmarkScan(b *testing.B) {
 	batch, results := sandboxAnswers(b)
 	b.Run("batch-per-task", func(b *testing.B) {
-		b.SetBytes(int64(len(batch) / 3000))
+		b.ReportAllocs()
+		b.SetBytes(int64(len(batch)))
 		for b.Loop() {
-			if _, err := scanBatch(batch); err != nil {
+			var r BatchResponse
+			if err := r.UnmarshalJSON(batch); err != nil || len(r.Tasks) != 3000 {
 				b.Fatal(err)
 			}
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/3000, "ns/task")
 	})
-	b.Run("results", func(b *testing.B) {
-		b.SetBytes(int64(len(results)))
-		for b.Loop() {
-			if _, err := scanResults(results); err != nil {
-				b.Fatal(err)
-			}
+	for _, a := range []struct {
+		name string
+		body []byte
+	}{
+		{"results", results},
+		{"results-parsed", parsedAnswer(false)},
+		{"results-parsed-indented", parsedAnswer(true)},
+	} {
+		for _, r := range []struct {
+			name string
+			read func([]byte) ([]Result, error)
+		}{{"", scanResults}, {"-encoding-json", slowResults}} {
+			b.Run(a.name+r.name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(a.body)))
+				for b.Loop() {
+					if _, err := r.read(a.body); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		}
-	})
+	}
 }
 
 func TestValidNumberAgreesWithEncodingJSON(t *testing.T) {

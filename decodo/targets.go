@@ -21,7 +21,7 @@ func (k Kind) String() string {
 	return "unknown"
 }
 
-// targetKinds is the official SDK's table of targets (decodo-api.md).
+// targetKinds is the official SDK's table of targets.
 var targetKinds = map[string]Kind{}
 
 func init() {
@@ -44,7 +44,7 @@ func init() {
 // from the SDK's table is [KindUnknown]: it is passed to the API, which decides.
 func TargetKind(target string) Kind { return targetKinds[target] }
 
-// Limits of the API (decodo-api.md).
+// Limits of the API: items in one batch, and the length of a url or query.
 const (
 	MaxBatchItems = 3000
 	MaxURLLen     = 2056

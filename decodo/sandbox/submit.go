@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/decodo-batch/decodo-batch/io/jsonstr"
 )
 
 // targetTakesQuery is the official SDK's target table (Decodo/sdk-go targets.go): true
@@ -368,7 +370,7 @@ func buildGroup(fields map[string]json.RawMessage, target string, query bool) (*
 	var p bytes.Buffer
 	for _, d := range taskDefaults {
 		p.WriteByte(',')
-		p.Write(appendString(nil, d.key))
+		p.Write(jsonstr.Append(nil, d.key))
 		p.WriteByte(':')
 		if raw, ok := present(fields, d.key); ok {
 			json.Compact(&p, raw) //nolint:errcheck // raw came from the decoder
@@ -387,7 +389,7 @@ func buildGroup(fields map[string]json.RawMessage, target string, query bool) (*
 	slices.Sort(extra)
 	for _, key := range extra {
 		p.WriteByte(',')
-		p.Write(appendString(nil, key))
+		p.Write(jsonstr.Append(nil, key))
 		p.WriteByte(':')
 		json.Compact(&p, fields[key]) //nolint:errcheck
 	}

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/decodo-batch/decodo-batch/io/jsonstr"
 )
 
 // serveTask handles GET /v3/task/{id} and GET /v3/task/{id}/results: the hot
@@ -79,7 +81,7 @@ func (s *Server) writeNotFound(w http.ResponseWriter, id string) {
 func writeErrorBody(w http.ResponseWriter, status int, msg string) {
 	b := make([]byte, 0, 64+len(msg))
 	b = append(b, `{"status":"error","message":`...)
-	b = appendString(b, msg)
+	b = jsonstr.Append(b, msg)
 	b = append(b, `,"errors":[]}`...)
 	writeBody(w, status, b)
 }
@@ -98,13 +100,13 @@ func appendTask(b []byte, id uint64, g *group, input, status string, updated int
 	b = append(b, `","status":"`...)
 	b = append(b, status...)
 	b = append(b, `","target":`...)
-	b = appendString(b, g.target)
+	b = jsonstr.Append(b, g.target)
 	if g.query {
 		b = append(b, `,"url":"","query":`...)
-		b = appendString(b, input)
+		b = jsonstr.Append(b, input)
 	} else {
 		b = append(b, `,"url":`...)
-		b = appendString(b, input)
+		b = jsonstr.Append(b, input)
 		b = append(b, `,"query":""`...)
 	}
 	b = append(b, g.params...)
@@ -139,7 +141,7 @@ func (s *Server) appendResults(b []byte, id uint64, t *task) []byte {
 		} else {
 			b = append(b, `,"url":`...)
 		}
-		b = appendString(b, t.input)
+		b = jsonstr.Append(b, t.input)
 		b = append(b, `,"task_id":"`...)
 		b = strconv.AppendUint(b, id, 10)
 		b = append(b, `","headers":{"content-type":`...)
@@ -166,7 +168,7 @@ func (s *Server) appendContent(b []byte, id uint64, t *task, page int) []byte {
 		} else {
 			b = append(b, `"url":`...)
 		}
-		b = appendString(b, t.input)
+		b = jsonstr.Append(b, t.input)
 		b = append(b, `,"task_id":"`...)
 		b = strconv.AppendUint(b, id, 10)
 		b = append(b, `","page":`...)
@@ -180,7 +182,7 @@ func (s *Server) appendContent(b []byte, id uint64, t *task, page int) []byte {
 	var suffix string
 	if g.markdown {
 		b = append(b, `"# Decodo sandbox\n\n`...)
-		b = appendStringBody(b, t.input)
+		b = appendInString(b, t.input)
 		b = append(b, `\n\ntask `...)
 		b = strconv.AppendUint(b, id, 10)
 		b = append(b, ` page `...)
@@ -191,7 +193,7 @@ func (s *Server) appendContent(b []byte, id uint64, t *task, page int) []byte {
 		suffix = `\n"`
 	} else {
 		b = append(b, `"<!doctype html><html><head><title>Decodo sandbox</title></head><body><h1>`...)
-		b = appendStringBody(b, t.input)
+		b = appendInString(b, t.input)
 		b = append(b, `</h1><p>task `...)
 		b = strconv.AppendUint(b, id, 10)
 		b = append(b, ` page `...)
@@ -223,40 +225,11 @@ func makeFiller(n int) string {
 	return string(bytes.Repeat([]byte(words), n/len(words)+1)[:n])
 }
 
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string. s is valid UTF-8: it came from
-// the JSON decoder, which replaces invalid bytes.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	b = appendStringBody(b, s)
-	return append(b, '"')
-}
-
-// appendStringBody appends s escaped for the inside of a JSON string.
-func appendStringBody(b []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	return append(b, s[start:]...)
+// appendInString appends s escaped for the inside of a JSON string.
+func appendInString(b []byte, s string) []byte {
+	n := len(b)
+	b = jsonstr.Append(b, s)
+	return append(b[:n], b[n+1:len(b)-1]...) // without its quotes
 }
 
 // scheduleCallbackLocked arranges the callback of task id when it completes,

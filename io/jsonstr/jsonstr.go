@@ -6,9 +6,10 @@ import "unicode/utf8"
 
 const hexDigits = "0123456789abcdef"
 
-// Append appends s to dst as a JSON string, escaping what encoding/json
-// escapes except <, > and & (the text is data, never HTML). Invalid UTF-8
-// becomes U+FFFD, as encoding/json does.
+// Append appends s to dst as a JSON string, byte for byte as encoding/json
+// writes it with HTML escaping off: <, > and & stay as they are (the text
+// is data, never HTML); U+2028 and U+2029, which end a line in JavaScript,
+// are escaped; invalid UTF-8 becomes U+FFFD.
 func Append(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
@@ -23,6 +24,10 @@ func Append(dst []byte, s string) []byte {
 			switch c {
 			case '"', '\\':
 				dst = append(dst, '\\', c)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
 			case '\n':
 				dst = append(dst, '\\', 'n')
 			case '\r':
@@ -37,14 +42,19 @@ func Append(dst []byte, s string) []byte {
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
+		switch {
+		case r == utf8.RuneError && size == 1:
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
+		case r == '\u2028' || r == '\u2029':
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += size
 			continue
 		}
 		i += size
+		start = i
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
