@@ -16,20 +16,30 @@ import (
 // rows numbered 1, 2, 3... on strictly increasing lines; a valid Record
 // has exactly one of url and query and a target; a RowError's input fits
 // in 4 KiB and its reason in one line; a fatal error is final. It returns
-// the lines of the results, and the fatal error if there was one.
-func checkStream(t *testing.T, format string, data []byte) (*Reader, []int64, []error, error) {
+// the lines of the results, the results, and the fatal error if there was
+// one.
+func checkStream(t *testing.T, format string, data []byte) (*Reader, []int64, []result, error) {
+	return checkStreamMax(t, format, data, 0)
+}
+
+// checkStreamMax is checkStream with a CSV record limit of max bytes in
+// place of MaxRecordLen, when max > 0.
+func checkStreamMax(t *testing.T, format string, data []byte, max int64) (*Reader, []int64, []result, error) {
 	r, err := NewReader(bytes.NewReader(data), "fuzz", Options{Format: format, Defaults: `{"geo":"us"}`})
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if max > 0 {
+		r.csv.m.max = max
+	}
 	var lines []int64
-	var errs []error
+	var results []result
 	var row, line int64
 	maxLine := int64(bytes.Count(data, []byte("\n")) + 1)
 	for {
 		rec, err := r.Next()
 		if err == io.EOF {
-			return r, lines, errs, nil
+			return r, lines, results, nil
 		}
 		var re *RowError
 		var gotRow, gotLine int64
@@ -46,7 +56,7 @@ func checkStream(t *testing.T, format string, data []byte) (*Reader, []int64, []
 			if _, again := r.Next(); again != err {
 				t.Fatalf("fatal error %v, then %v", err, again)
 			}
-			return r, lines, errs, err
+			return r, lines, results, err
 		default:
 			gotRow, gotLine = rec.Row, rec.Line
 			if (rec.URL == "") == (rec.Query == "") || rec.Target == "" {
@@ -61,8 +71,14 @@ func checkStream(t *testing.T, format string, data []byte) (*Reader, []int64, []
 		}
 		row, line = gotRow, gotLine
 		lines = append(lines, gotLine)
-		errs = append(errs, err)
+		results = append(results, result{rec, err})
 	}
+}
+
+// result is one result of Next.
+type result struct {
+	rec Record
+	err error
 }
 
 func FuzzCSV(f *testing.F) {
@@ -81,41 +97,79 @@ func FuzzCSV(f *testing.F) {
 		if r == nil {
 			return
 		}
-		if r.csv.resyncs != 0 {
-			t.Fatalf("encoding/csv framed %d records unlike csvScan", r.csv.resyncs)
-		}
 		if fatal != nil || r.csv.cols == nil || bytes.HasPrefix(data, []byte{0x1f, 0x8b}) {
 			return
 		}
 		// Every record starts on the line where encoding/csv, reading the
 		// whole input, says it starts.
-		cr := csv.NewReader(bytes.NewReader(data))
-		cr.FieldsPerRecord = -1
-		var want []int64
-		for {
-			_, err := cr.Read()
-			if err == io.EOF {
-				break
-			}
-			var pe *csv.ParseError
-			if errors.As(err, &pe) {
-				want = append(want, int64(pe.StartLine))
-			} else if err != nil {
-				t.Fatal(err)
-			} else {
-				l, _ := cr.FieldPos(0)
-				want = append(want, int64(l))
-			}
-		}
+		want := csvRecords(t, data)
 		if len(want) == 0 || len(want)-1 != len(lines) {
 			t.Fatalf("encoding/csv reads %d records after the header at %v, we read %d at %v", len(want)-1, want, len(lines), lines)
 		}
 		for i, l := range lines {
-			if want[i+1] != l {
-				t.Fatalf("record %d: line %d, encoding/csv says %d", i+1, l, want[i+1])
+			if want[i+1].line != l {
+				t.Fatalf("record %d: line %d, encoding/csv says %d", i+1, l, want[i+1].line)
+			}
+		}
+		// Again with a limit of a few bytes, so that records are cut off
+		// and skipped: the records after one must be read as if it had
+		// not been cut, and only records over the limit are cut.
+		max := int64(1 + len(data)%16)
+		_, lines, results, fatal := checkStreamMax(t, "csv", data, max)
+		if fatal != nil && !strings.Contains(fatal.Error(), "no place to cut") {
+			if want[0].len <= max {
+				t.Fatalf("fatal error %v with a header of %d bytes, limit %d", fatal, want[0].len, max)
+			}
+			return
+		}
+		if fatal != nil {
+			return
+		}
+		if len(want)-1 != len(lines) {
+			t.Fatalf("limit %d: encoding/csv reads %d records after the header at %v, we read %d at %v", max, len(want)-1, want, len(lines), lines)
+		}
+		for i, l := range lines {
+			w := want[i+1]
+			var re *RowError
+			long := errors.As(results[i].err, &re) && strings.HasPrefix(re.Reason, "record is longer")
+			if w.line != l || long != (w.len > max) {
+				t.Fatalf("limit %d, record %d: line %d, cut %v; encoding/csv says line %d, %d bytes", max, i+1, l, long, w.line, w.len)
 			}
 		}
 	})
+}
+
+type csvRecord struct {
+	line int64 // where it starts
+	len  int64 // its length, line end excluded
+}
+
+// csvRecords returns the records encoding/csv reads in the whole of data.
+func csvRecords(t *testing.T, data []byte) []csvRecord {
+	cr := csv.NewReader(bytes.NewReader(data))
+	var recs []csvRecord
+	for {
+		start := cr.InputOffset()
+		_, err := cr.Read()
+		if err == io.EOF {
+			return recs
+		}
+		raw := data[start:cr.InputOffset()]
+		for len(raw) > 0 && (raw[0] == '\n' || bytes.HasPrefix(raw, []byte("\r\n"))) {
+			raw = raw[bytes.IndexByte(raw, '\n')+1:]
+		}
+		rec := csvRecord{len: int64(len(trimEOL(raw)))}
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			rec.line = int64(pe.StartLine)
+		} else if err != nil {
+			t.Fatal(err)
+		} else {
+			l, _ := cr.FieldPos(0)
+			rec.line = int64(l)
+		}
+		recs = append(recs, rec)
+	}
 }
 
 func FuzzJSONL(f *testing.F) {
@@ -129,7 +183,7 @@ func FuzzJSONL(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, lines, errs, fatal := checkStream(t, "jsonl", data)
+		r, lines, results, fatal := checkStream(t, "jsonl", data)
 		if r == nil || fatal != nil || bytes.HasPrefix(data, []byte{0x1f, 0x8b}) {
 			return
 		}
@@ -141,22 +195,18 @@ func FuzzJSONL(f *testing.F) {
 			text := bytes.TrimSpace(phys[l-1])
 			var m map[string]any
 			err := json.Unmarshal(text, &m)
-			if errs[i] != nil {
+			if results[i].err != nil {
 				continue
 			}
 			if err != nil {
 				t.Fatalf("line %d %q: a record, but encoding/json says %v", l, text, err)
 			}
-			rec := r.v // the last row parsed is not kept; re-parse instead
-			rec.reset()
-			if reason := parseObject(string(text), &rec); reason != "" {
-				t.Fatalf("line %d: re-parse failed: %s", l, reason)
+			rec := results[i].rec
+			if u, _ := m["url"].(string); u != rec.URL {
+				t.Fatalf("line %d: url %q, encoding/json %q", l, rec.URL, u)
 			}
-			if u, _ := m["url"].(string); u != rec.url {
-				t.Fatalf("line %d: url %q, encoding/json %q", l, rec.url, u)
-			}
-			if q, _ := m["query"].(string); q != rec.query {
-				t.Fatalf("line %d: query %q, encoding/json %q", l, rec.query, q)
+			if q, _ := m["query"].(string); q != rec.Query {
+				t.Fatalf("line %d: query %q, encoding/json %q", l, rec.Query, q)
 			}
 		}
 		// Every non-blank line that encoding/json rejects is a bad row.

@@ -1,8 +1,6 @@
 package records
 
 import (
-	"github.com/decodo-batch/decodo-batch/io/jsonstr"
-
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -12,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/decodo-batch/decodo-batch/io/jsonstr"
 )
 
 // Params is a canonical JSON object of task parameters: keys sorted, values
@@ -36,7 +36,7 @@ const (
 
 func (k valueKind) isString() bool { return k == vString || k == vEnum || k == vURL || k == vBase64 }
 
-// paramSpec describes one task parameter of decodo-api.md's "Parameters".
+// paramSpec describes one task parameter the API takes.
 type paramSpec struct {
 	name     string
 	kind     valueKind
@@ -324,57 +324,117 @@ func parseCell(sp *paramSpec, v string) (slot, string) {
 	return stringSlot(sp, v)
 }
 
-// parseJSONValue checks the JSON text v for parameter sp. A JSON null
-// means "not set": the slot is then an empty string.
+// parseJSONValue checks the JSON text v for parameter sp: a value
+// encoding/json has already read (a JSONL value, a default), or a CSV cell
+// of a kind that is JSON (codes as an array, headers, cookies), which is
+// checked here. A JSON null means "not set": the slot is then an empty
+// string. A value of the wrong JSON type gets a reason naming the type; one
+// of the right type but a bad value, its text.
 func parseJSONValue(sp *paramSpec, v string) (slot, string) {
 	v = strings.TrimSpace(v)
 	if v == "null" {
 		return slot{}, ""
 	}
-	want := ""
+	got := jsonTypeName(v)
+	want := kindName(sp.kind)
 	switch sp.kind {
 	case vBool:
-		if v == "true" || v == "false" {
+		if got == "a boolean" {
 			return slot{s: v, raw: true}, ""
 		}
-		want = "true or false"
 	case vInt:
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil && isJSONNumber(v) {
-			return intSlot(sp, n)
-		}
-		want = "an integer"
-	case vCodes:
-		var nums []json.Number
-		d := json.NewDecoder(strings.NewReader(v))
-		d.UseNumber()
-		if d.Decode(&nums) == nil && !d.More() {
-			parts := make([]string, len(nums))
-			for i, n := range nums {
-				parts[i] = n.String()
+		if got == "a number" {
+			// Valid JSON, so ParseInt takes exactly the integers: JSON
+			// has no '+' sign or leading zeros.
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				return intSlot(sp, n)
 			}
-			return codesSlot(sp, parts)
+			got = showJSON(v)
 		}
-		want = "an array of status codes"
+	case vCodes:
+		if got == "an array" {
+			var nums []json.Number
+			d := json.NewDecoder(strings.NewReader(v))
+			d.UseNumber()
+			if d.Decode(&nums) == nil && !d.More() {
+				parts := make([]string, len(nums))
+				for i, n := range nums {
+					parts[i] = n.String()
+				}
+				return codesSlot(sp, parts)
+			}
+			got = showJSON(v)
+		}
 	case vJSON:
-		if len(v) > 0 && (v[0] == '{' || v[0] == '[') {
+		if got == "an object" || got == "an array" {
 			if c, err := canonicalJSON([]byte(v)); err == nil {
 				return slot{s: c, raw: true}, ""
 			}
+			got = showJSON(v)
 		}
-		want = "a JSON object or array"
 	default:
-		if len(v) > 0 && v[0] == '"' {
-			var s string
-			if json.Unmarshal([]byte(v), &s) == nil {
-				if s == "" {
-					return slot{}, ""
-				}
-				return stringSlot(sp, s)
+		if got == "a string" {
+			s, ok := jsonString(v)
+			if !ok {
+				return slot{}, sp.name + ": malformed JSON string"
 			}
+			if s == "" {
+				return slot{}, ""
+			}
+			return stringSlot(sp, s)
 		}
-		want = "a string"
 	}
-	return slot{}, fmt.Sprintf("%s: want %s, got %s", sp.name, want, capString(v, 64))
+	if got == "" {
+		got = showJSON(v) // not JSON: a CSV cell
+	}
+	return slot{}, fmt.Sprintf("%s: want %s, got %s", sp.name, want, got)
+}
+
+// jsonTypeName names the type of the JSON value v by its first byte, or
+// returns "" if no JSON value starts with it.
+func jsonTypeName(v string) string {
+	if v == "" {
+		return ""
+	}
+	switch c := v[0]; {
+	case c == '"':
+		return "a string"
+	case c == '{':
+		return "an object"
+	case c == '[':
+		return "an array"
+	case c == 't' || c == 'f':
+		return "a boolean"
+	case c == 'n':
+		return "null"
+	case c == '-' || isDigit(c):
+		return "a number"
+	}
+	return ""
+}
+
+// jsonString decodes the JSON string literal v, which encoding/json has
+// checked. One without a backslash is its own text between the quotes:
+// only escapes take a decode.
+func jsonString(v string) (string, bool) {
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' && strings.IndexByte(v, '\\') < 0 {
+		return v[1 : len(v)-1], true
+	}
+	var s string
+	if json.Unmarshal([]byte(v), &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// showJSON cuts the JSON text v for a reason. A CSV cell that is not JSON
+// may hold a line break, which a one-line reason must not: it is quoted.
+func showJSON(v string) string {
+	s := capString(v, 64)
+	if hasControl(s) {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 func intSlot(sp *paramSpec, n int64) (slot, string) {
@@ -520,45 +580,3 @@ func appendCanonical(dst []byte, v any) []byte {
 	}
 	panic(fmt.Sprintf("records: unexpected JSON value %T", v))
 }
-
-// isJSONNumber reports whether s is a JSON number.
-func isJSONNumber(s string) bool {
-	i := 0
-	if i < len(s) && s[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(s) && s[i] == '0':
-		i++
-	case i < len(s) && '1' <= s[i] && s[i] <= '9':
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
-	default:
-		return false
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		if i >= len(s) || !isDigit(s[i]) {
-			return false
-		}
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		if i >= len(s) || !isDigit(s[i]) {
-			return false
-		}
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
-	}
-	return i == len(s)
-}
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }

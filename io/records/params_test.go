@@ -130,7 +130,7 @@ func TestParamsAreCanonical(t *testing.T) {
 }
 
 // TestSpecsMatchTheAPI proves that the parameter table holds exactly the
-// parameters of decodo-api.md, sorted, and that every Params written is
+// parameters the API takes, sorted, and that every Params written is
 // valid JSON.
 func TestSpecsMatchTheAPI(t *testing.T) {
 	t.Parallel()

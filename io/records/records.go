@@ -12,6 +12,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -102,6 +103,8 @@ type Reader struct {
 	lastKind   decodo.Kind
 	lbuf       []byte // assembles lines longer than the read buffer
 	csv        *csvInput
+	jmap       map[string]json.RawMessage // a JSONL line's keys and values, reused
+	jkeys      []string
 }
 
 // Open opens the input at path for reading; "-" is stdin, whose format
@@ -185,8 +188,11 @@ func NewReader(src io.Reader, name string, opt Options) (*Reader, error) {
 	case bytes.HasPrefix(head, []byte("\xff\xfe")), bytes.HasPrefix(head, []byte("\xfe\xff")):
 		return nil, fmt.Errorf("%s: %w: it starts with a UTF-16 byte order mark; save it as UTF-8", name, ErrEncoding)
 	}
-	if format == "csv" {
-		r.csv = newCSVInput()
+	switch format {
+	case "csv":
+		r.csv = newCSVInput(r.br)
+	case "jsonl":
+		r.jmap = make(map[string]json.RawMessage)
 	}
 	return r, nil
 }

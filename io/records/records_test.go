@@ -216,6 +216,11 @@ func TestCSV(t *testing.T) {
 			},
 		},
 		{
+			name:  "a cell shown in a reason is quoted when it holds a line break, so that the reason is one line",
+			input: "url,headers\nhttps://a.com,\"{\nnope\"\n",
+			want:  []string{`row 1 line 2: ERROR headers: want a JSON object or array, got "{\nnope"`},
+		},
+		{
 			name:  "quote errors are bad rows and the rows after them are read",
 			input: "url,id\nhttps://a.com,x\"y\n\"https://b.com\"z,1\nhttps://c.com,2\n\"https://d.com,3\n",
 			want: []string{
@@ -329,7 +334,7 @@ func TestJSONL(t *testing.T) {
 				"{\"url\":\"https://a.com\"} trailing\n" +
 				"{\"url\":\"https://a.com\",}\n" +
 				"{\"url\":\"bad\\q\"}\n" +
-				"{\"url\":\"https://a.com\",\"headers\":" + strings.Repeat("[", 200) + strings.Repeat("]", 200) + "}\n" +
+				"{\"url\":\"https://a.com\",\"headers\":" + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + "}\n" +
 				"{\"url\":\"https://a.com\",\"parse\":tru}\n" +
 				"{\"url\":\"https://a.com\",\"id\":true}\n" +
 				"{\"url\":\"https://a.com\",\"page_from\":-1}\n" +
@@ -337,11 +342,11 @@ func TestJSONL(t *testing.T) {
 				"{}\n" +
 				"{\"url\":\"https://a.com\"}\n",
 			want: []string{
-				"row 1 line 1: ERROR malformed JSON at column 23: want ',' or '}'",
+				"row 1 line 1: ERROR malformed JSON at column 22: unexpected end of JSON input",
 				"row 2 line 2: ERROR not a JSON object",
 				"row 3 line 3: ERROR not a JSON object",
 				`row 4 line 4: ERROR unknown key "colour"`,
-				`row 5 line 5: ERROR duplicate key "url"`,
+				"row 5 line 5: universal url=https://b.com", // a repeated key: the last counts, as in encoding/json
 				"row 6 line 6: ERROR url: want a string, got a number",
 				"row 7 line 7: ERROR geo: want a string, got a number",
 				"row 8 line 8: ERROR parse: want true or false, got a string",
@@ -350,11 +355,11 @@ func TestJSONL(t *testing.T) {
 				"row 11 line 11: ERROR headers: want a JSON object or array, got a string",
 				"row 12 line 12: ERROR successful_status_codes: want an array of status codes, got an object",
 				`row 13 line 13: ERROR successful_status_codes: want an array of status codes, got [200,"x"]`,
-				"row 14 line 14: ERROR malformed JSON at column 25: data after the object",
-				"row 15 line 15: ERROR malformed JSON at column 24: want a key",
-				"row 16 line 16: ERROR malformed JSON at column 8: bad string",
-				"row 17 line 17: ERROR malformed JSON at column 163: bad an array",
-				"row 18 line 18: ERROR malformed JSON at column 32: bad literal",
+				"row 14 line 14: ERROR malformed JSON at column 25: invalid character 't' after top-level value",
+				"row 15 line 15: ERROR malformed JSON at column 24: invalid character '}' looking for beginning of object key string",
+				"row 16 line 16: ERROR malformed JSON at column 13: invalid character 'q' in string escape code",
+				"row 17 line 17: ERROR malformed JSON at column 10033: invalid character '[' exceeded max depth",
+				"row 18 line 18: ERROR malformed JSON at column 35: invalid character '}' in literal true (expecting 'e')",
 				"row 19 line 19: ERROR id: want a string, got a boolean",
 				"row 20 line 20: ERROR page_from: -1 is out of range 0-100",
 				"row 21 line 21: ERROR row has both url and query",
@@ -372,7 +377,7 @@ func TestJSONL(t *testing.T) {
 			input: "\t{\"url\":\"https://a.com\"} \r\n {\"url\":\"https://b.com\"}\u00a0\n",
 			want: []string{
 				"row 1 line 1: universal url=https://a.com",
-				"row 2 line 2: ERROR malformed JSON at column 25: data after the object",
+				"row 2 line 2: ERROR malformed JSON at column 25: invalid character 'Â' after top-level value",
 			},
 		},
 		{
@@ -447,6 +452,42 @@ func TestLongRecordsAreBadRows(t *testing.T) {
 			format: "csv",
 			input:  "url,id\nhttps://a.com,\"" + strings.Repeat("0123456789\n", MaxRecordLen/10) + "\"\nhttps://b.com,2\n",
 			want:   []string{"row 1 line 2: ERROR record is longer than 1 MiB", fmt.Sprintf("row 2 line %d: universal url=https://b.com id=2", 3+MaxRecordLen/10)},
+		},
+		{
+			name:   "csv: a record of exactly MaxRecordLen is read, one byte more is a bad row",
+			format: "csv",
+			input:  "url,id\nhttps://a.com," + long[:MaxRecordLen-14] + "\r\nhttps://a.com,x" + long[:MaxRecordLen-14] + "\nhttps://b.com,2",
+			want:   []string{"row 1 line 2: universal url=https://a.com id=" + long[:MaxRecordLen-14], "row 2 line 3: ERROR record is longer than 1 MiB", "row 3 line 4: universal url=https://b.com id=2"},
+		},
+		{
+			name:   "csv: a long unquoted field followed by a quoted field over two lines is one bad row",
+			format: "csv",
+			input:  "url,id,geo\nhttps://a.com," + long + ",\"two\nlines\"\nhttps://b.com,2,\n",
+			want:   []string{"row 1 line 2: ERROR record is longer than 1 MiB", "row 2 line 4: universal url=https://b.com id=2"},
+		},
+		{
+			name:   "csv: a quote error before the cut ends the record at the end of its line",
+			format: "csv",
+			input:  "url,id\nhttps://a.com,\"x\"y" + long + "\"\nhttps://b.com,2\n",
+			want:   []string{"row 1 line 2: ERROR record is longer than 1 MiB", "row 2 line 3: universal url=https://b.com id=2"},
+		},
+		{
+			name:   "csv: a long record of empty fields and one of escaped quotes",
+			format: "csv",
+			input:  "url,id\nhttps://a.com" + strings.Repeat(",", MaxRecordLen) + "\n\"" + strings.Repeat(`"",""`, MaxRecordLen/4) + "\",\nhttps://b.com,2\n",
+			want:   []string{"row 1 line 2: ERROR record is longer than 1 MiB", "row 2 line 3: ERROR record is longer than 1 MiB", "row 3 line 4: universal url=https://b.com id=2"},
+		},
+		{
+			name:   "csv: a record three times the limit, quoted over many lines, is one bad row",
+			format: "csv",
+			input:  "url,id\n\"" + strings.Repeat("a\r\n", MaxRecordLen) + "\",1\nhttps://b.com,2\n",
+			want:   []string{"row 1 line 2: ERROR record is longer than 1 MiB", fmt.Sprintf("row 2 line %d: universal url=https://b.com id=2", 3+MaxRecordLen)},
+		},
+		{
+			name:   "csv: more than MaxRecordLen of blank lines before a record are skipped",
+			format: "csv",
+			input:  "url,id\n" + strings.Repeat("\r\n", MaxRecordLen) + "https://b.com,2\n",
+			want:   []string{fmt.Sprintf("row 1 line %d: universal url=https://b.com id=2", 2+MaxRecordLen)},
 		},
 		{
 			name:   "csv: an unterminated quote runs to the end of the input as one bad row",

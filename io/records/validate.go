@@ -23,8 +23,9 @@ func (v *row) reset() {
 	v.params.set = 0
 }
 
-// finish applies the row rules of design.md "Input" to v and fills rec.
-// It returns the reason the row is bad, or "".
+// finish applies the rules every row follows, whatever its format (exactly
+// one of url and query, a target that takes it), to v and fills rec. It
+// returns the reason the row is bad, or "".
 func (r *Reader) finish(v *row, rec *Record) string {
 	switch {
 	case v.hasURL && v.hasQuery:
@@ -240,3 +241,5 @@ func trimEOL(b []byte) []byte {
 	}
 	return b
 }
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
