@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/decodo-batch/decodo-batch/batcher"
 	"github.com/decodo-batch/decodo-batch/decodo"
 	"github.com/decodo-batch/decodo-batch/io/checkpoint"
 	"github.com/decodo-batch/decodo-batch/io/records"
@@ -28,12 +29,13 @@ var version = "dev"
 
 // Exit codes, for cron and scripts; they are decided here only.
 const (
-	exitOK      = 0
-	exitFatal   = 1
-	exitUsage   = 2
-	exitPartial = 3
-	exitLocked  = 4
-	exitStopped = 75
+	exitOK          = 0
+	exitFatal       = 1
+	exitUsage       = 2
+	exitPartial     = 3
+	exitLocked      = 4
+	exitUnavailable = 69 // EX_UNAVAILABLE: nothing was lost, run again
+	exitStopped     = 75
 )
 
 // usageError is a bad command line: exit 2.
@@ -86,6 +88,8 @@ func exitCode(err error) int {
 		return exitLocked
 	case errors.Is(err, job.ErrStopped):
 		return exitStopped
+	case errors.Is(err, batcher.ErrUnavailable):
+		return exitUnavailable
 	case errors.Is(err, job.ErrPartial):
 		return exitPartial
 	}
@@ -103,6 +107,8 @@ func advise(err error) error {
 		return fmt.Errorf("%w; check DECODO_TOKEN (the Basic token from the Decodo dashboard), or DECODO_USERNAME and DECODO_PASSWORD, or --token-file", err)
 	case errors.Is(err, records.ErrFormat):
 		return fmt.Errorf("%w; give --format csv|jsonl|txt", err)
+	case errors.Is(err, batcher.ErrUnavailable):
+		return fmt.Errorf("%w; nothing was lost: run the same command again to continue", err)
 	}
 	return err
 }

@@ -43,14 +43,26 @@ const (
 )
 
 // Event is what the batcher tells its owner about some of its items. Each
-// item it was given ends in exactly one event.
+// item it was given ends in at most one event: none when the run ends
+// first (its items were never submitted).
 type Event struct {
 	Kind   EventKind
 	Items  []Item
 	IDs    []string  // Submitted: the task id of each item
 	At     time.Time // Submitted: when the API answered
 	Reason string    // Rejected, Failed
+	Class  string    // Failed: the error class, [ClassUnknown]
 }
+
+// ClassUnknown is the error class of items the API may have queued though
+// its answer was lost: they are not sent again, which could pay twice.
+const ClassUnknown = "unknown"
+
+// ErrUnavailable is returned by [Batcher.Run] when a batch could not be
+// submitted after every attempt, for reasons that show the API did not
+// take it (502, 503, 504, a connection refused): its items stay
+// unsubmitted, for the next run.
+var ErrUnavailable = errors.New("the API was unavailable")
 
 // Input is what the owner feeds a batcher with.
 type Input struct {
@@ -280,9 +292,12 @@ func (b *Batcher) submit(ctx context.Context, hold <-chan bool, want chan<- stru
 		}
 		pg.Go(func() error {
 			err := b.post(pctx, bt)
-			if errors.Is(err, decodo.ErrAuth) {
-				cancel(err)
+			switch {
+			case errors.Is(err, decodo.ErrAuth):
+				cancel(err) // every request in flight will be refused too
 				stop()
+			case errors.Is(err, ErrUnavailable):
+				stop() // no more batches; those in flight may still be taken
 			}
 			return err
 		})
@@ -448,7 +463,11 @@ func (b *Batcher) send(ctx context.Context, key Key, items []Item) error {
 		if err != nil {
 			return err
 		}
-		tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: release})
+		var written atomic.Bool // the whole request reached the connection
+		tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			WroteHeaders: release,
+			WroteRequest: func(i httptrace.WroteRequestInfo) { written.Store(i.Err == nil) },
+		})
 		resp, err := b.api.SubmitBatch(tctx, req)
 		release() // if the headers were never written (a fake, a dial error)
 		if err == nil {
@@ -465,7 +484,8 @@ func (b *Batcher) send(ctx context.Context, key Key, items []Item) error {
 		case errors.As(err, &answerErr):
 			// Queued, but which task is which row is unknown.
 			b.cfg.Log.Warn("batch answer unreadable", "items", len(items), "err", err)
-			b.report(Event{Kind: Failed, Items: items, Reason: "the API accepted the batch but its answer could not be read, so its task ids are unknown; not sent again, which would pay twice: " + err.Error()})
+			b.report(Event{Kind: Failed, Class: ClassUnknown, Items: items,
+				Reason: "the API accepted the batch but its answer could not be read, so its task ids are unknown; not sent again, which would pay twice: " + err.Error()})
 			return nil
 		case isAPI && apiErr.Auth():
 			return fmt.Errorf("%w: %s", decodo.ErrAuth, apiErr.Message)
@@ -481,24 +501,38 @@ func (b *Batcher) send(ctx context.Context, key Key, items []Item) error {
 				return err
 			}
 			continue
-		case isAPI && !apiErr.Temporary():
-			if refused(apiErr) {
-				return apiErr
-			}
-			b.report(Event{Kind: Failed, Items: items, Reason: err.Error()})
+		case isAPI && refused(apiErr):
+			return apiErr
+		case isAPI && apiErr.StatusCode < 500:
+			// Refused for another reason (404, 405...): nothing was queued.
+			b.report(Event{Kind: Rejected, Items: items, Reason: err.Error()})
+			return nil
+		case isAPI && !surelyNotTaken(apiErr.StatusCode), !isAPI && written.Load():
+			// A 500, a timeout, a connection broken after the request
+			// was written: the API may have queued the tasks.
+			b.cfg.Log.Warn("batch outcome unknown", "items", len(items), "err", err)
+			b.report(Event{Kind: Failed, Class: ClassUnknown, Items: items,
+				Reason: "the API may have queued these tasks, but its answer was lost; not sent again, which could pay twice: " + err.Error()})
 			return nil
 		}
+		// 502, 503, 504, or a connection error before the request was
+		// written: the API surely did not take it.
 		failures++
 		if failures >= b.cfg.Attempts {
-			b.cfg.Log.Warn("batch failed", "items", len(items), "attempts", failures, "err", err)
-			b.report(Event{Kind: Failed, Items: items, Reason: fmt.Sprintf("submit failed after %d attempts: %v", failures, err)})
-			return nil
+			b.cfg.Log.Warn("batch not submitted", "items", len(items), "attempts", failures, "err", err)
+			return fmt.Errorf("%w: submit a batch: %d attempts, the last: %v", ErrUnavailable, failures, err)
 		}
 		b.cfg.Log.Debug("batch retry", "items", len(items), "err", err)
 		if err := decodo.Sleep(ctx, b.cfg.Backoff.Delay(failures)); err != nil {
 			return err
 		}
 	}
+}
+
+// surelyNotTaken reports whether an answer of status means the API did not
+// queue the batch: 502, 503 and 504 come from the gateways in front of it.
+func surelyNotTaken(status int) bool {
+	return status == 502 || status == 503 || status == 504
 }
 
 // accepted matches the queued tasks to the items by their echoed url or

@@ -22,6 +22,9 @@ type fakeAPI struct {
 	times   []time.Time
 	respond func(n int, req decodo.BatchRequest) error
 	next    int
+	// unwritten: the request never reaches the connection (a refused
+	// dial); else it is written whole before respond is asked.
+	unwritten bool
 }
 
 func (f *fakeAPI) SubmitBatch(ctx context.Context, req decodo.BatchRequest) (*decodo.BatchResponse, error) {
@@ -31,8 +34,13 @@ func (f *fakeAPI) SubmitBatch(ctx context.Context, req decodo.BatchRequest) (*de
 	f.times = append(f.times, time.Now())
 	f.mu.Unlock()
 	// As net/http does: the request is on the wire before the answer.
-	if tr := httptrace.ContextClientTrace(ctx); tr != nil && tr.WroteHeaders != nil {
-		tr.WroteHeaders()
+	if tr := httptrace.ContextClientTrace(ctx); tr != nil && !f.unwritten {
+		if tr.WroteHeaders != nil {
+			tr.WroteHeaders()
+		}
+		if tr.WroteRequest != nil {
+			tr.WroteRequest(httptrace.WroteRequestInfo{})
+		}
 	}
 	if f.respond != nil {
 		if err := f.respond(n, req); err != nil {
@@ -60,13 +68,14 @@ type recSink struct {
 	submitted map[string]string // item -> task id
 	rejected  map[string]string
 	failed    map[string]string
+	classes   map[string]int // failed items by class
 	count     int
 	done      chan struct{}
 	want      int
 }
 
 func newSink(want int) *recSink {
-	return &recSink{submitted: map[string]string{}, rejected: map[string]string{}, failed: map[string]string{}, done: make(chan struct{}), want: want}
+	return &recSink{submitted: map[string]string{}, rejected: map[string]string{}, failed: map[string]string{}, classes: map[string]int{}, done: make(chan struct{}), want: want}
 }
 
 func (s *recSink) add(n int) {
@@ -87,6 +96,7 @@ func (s *recSink) record(e Event) {
 			s.rejected[it.URL+it.Query] = e.Reason
 		case Failed:
 			s.failed[it.URL+it.Query] = e.Reason
+			s.classes[e.Class]++
 		}
 	}
 	s.add(len(e.Items))
@@ -338,24 +348,58 @@ func TestRefusedWhole(t *testing.T) {
 	}
 }
 
-// TestServerErrorsFailAfterAttempts proves 5xx are retried with backoff,
-// then the items fail with the reason.
-func TestServerErrorsFailAfterAttempts(t *testing.T) {
+// TestPayOnce proves a batch is sent again only where the API surely did
+// not take it (502, 503, 504, a connection error before the request was
+// written), and then only for a bounded number of attempts, after which
+// Run returns ErrUnavailable and the items stay unsubmitted; where the API
+// may have taken it (a 500, a connection broken after the request was
+// written) the items fail as unknown after one request; other 4xx refuse
+// them.
+func TestPayOnce(t *testing.T) {
 	t.Parallel()
-	api := &fakeAPI{respond: func(int, decodo.BatchRequest) error {
-		return &decodo.Error{StatusCode: 503, Message: "busy"}
-	}}
-	sink, _, err := runBatcher(t, api, Config{Size: 10, Attempts: 3, Backoff: decodo.Backoff{Base: time.Millisecond, Max: 2 * time.Millisecond}}, urlItems(10, nil))
-	if err != nil {
-		t.Fatal(err)
+	broken := errors.New("connection reset by peer")
+	tests := []struct {
+		name      string
+		err       error
+		unwritten bool
+		calls     int
+		wantErr   error
+		failed    string // class of the failed items, "" for none
+		rejected  bool
+	}{
+		{"503 retried", &decodo.Error{StatusCode: 503, Message: "busy"}, false, 3, ErrUnavailable, "", false},
+		{"502 retried", &decodo.Error{StatusCode: 502}, false, 3, ErrUnavailable, "", false},
+		{"504 retried", &decodo.Error{StatusCode: 504}, false, 3, ErrUnavailable, "", false},
+		{"refused connection retried", broken, true, 3, ErrUnavailable, "", false},
+		{"500 not sent again", &decodo.Error{StatusCode: 500}, false, 1, nil, ClassUnknown, false},
+		{"broken after writing not sent again", broken, false, 1, nil, ClassUnknown, false},
+		{"404 refuses", &decodo.Error{StatusCode: 404}, false, 1, nil, "", true},
 	}
-	if len(api.calls) != 3 || len(sink.failed) != 10 {
-		t.Fatalf("%d calls, %d failed; want 3, 10", len(api.calls), len(sink.failed))
-	}
-	for _, reason := range sink.failed {
-		if !strings.Contains(reason, "503") || !strings.Contains(reason, "3 attempts") {
-			t.Errorf("reason %q", reason)
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			api := &fakeAPI{unwritten: tt.unwritten, respond: func(int, decodo.BatchRequest) error { return tt.err }}
+			cfg := Config{Size: 10, Attempts: 3, Backoff: decodo.Backoff{Base: time.Millisecond, Max: 2 * time.Millisecond}}
+			sink, _, err := runBatcher(t, api, cfg, urlItems(10, nil))
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
+				t.Fatalf("Run = %v, want %v", err, tt.wantErr)
+			}
+			if len(api.calls) != tt.calls {
+				t.Errorf("%d requests, want %d", len(api.calls), tt.calls)
+			}
+			if tt.failed != "" && (len(sink.failed) != 10 || sink.classes[tt.failed] != 10) {
+				t.Errorf("%d failed (classes %v), want 10 of class %s", len(sink.failed), sink.classes, tt.failed)
+			}
+			if tt.failed == "" && len(sink.failed) != 0 {
+				t.Errorf("%d failed, want none", len(sink.failed))
+			}
+			if tt.rejected != (len(sink.rejected) == 10) {
+				t.Errorf("%d rejected", len(sink.rejected))
+			}
+			if tt.wantErr != nil && len(sink.submitted)+len(sink.failed)+len(sink.rejected) != 0 {
+				t.Errorf("items reported though none was submitted")
+			}
+		})
 	}
 }
 

@@ -73,6 +73,8 @@ type Config struct {
 	API         API
 	Stderr      io.Writer
 	Log         *slog.Logger
+
+	forceCompact bool // compact the journal at every commit (tests)
 }
 
 func (c *Config) checkpointPath() string {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -433,5 +434,47 @@ func TestRunMaxRuntime(t *testing.T) {
 	sum, err = Run(context.Background(), cfg)
 	if err != nil || len(outcomes(t, cfg.Out)) != 3000 {
 		t.Fatalf("second run: %v", err)
+	}
+}
+
+// TestRunOutageLeavesRowsUnsubmitted proves an API that cannot be reached
+// ends the run with ErrUnavailable and no failed row, and the same job
+// against a live API then finishes every row exactly once.
+func TestRunOutageLeavesRowsUnsubmitted(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + ln.Addr().String()
+	ln.Close() // nothing listens there now
+	api, err := decodo.New(down, testToken, decodo.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for i := 1; i <= 300; i++ {
+		fmt.Fprintf(&b, "https://example.com/o/%d\n", i)
+	}
+	cfg := testConfig(t, api, writeFile(t, "in.txt", b.String()))
+	cfg.Batch.Size = 100
+	cfg.Batch.Attempts = 3
+	sum, err := Run(context.Background(), cfg)
+	if !errors.Is(err, batcher.ErrUnavailable) || sum.Outcome != "unavailable" {
+		t.Fatalf("run against a closed port: err %v, outcome %q; want ErrUnavailable", err, sum.Outcome)
+	}
+	if sum.Failed != 0 || sum.Results != 0 {
+		t.Fatalf("%d failed, %d results during the outage; want none", sum.Failed, sum.Results)
+	}
+	sb, live := fastSandbox(t, sandbox.Config{})
+	cfg.API = live
+	if _, err := Run(context.Background(), cfg); err != nil {
+		t.Fatalf("the same job against a live API: %v", err)
+	}
+	if seen := outcomes(t, cfg.Out); len(seen) != 300 {
+		t.Fatalf("%d rows in the outputs, want 300", len(seen))
+	}
+	if n := sb.Stats().TasksCreated; n != 300 {
+		t.Errorf("the API created %d tasks for 300 rows", n)
 	}
 }

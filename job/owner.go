@@ -16,6 +16,9 @@ import (
 	"github.com/decodo-batch/decodo-batch/poller"
 )
 
+// classExpired is the error class of a task whose results window passed.
+const classExpired = "expired"
+
 // commitEvery bounds how long a written line waits before the checkpoint
 // vouches for it (the group commit).
 const commitEvery = 100 * time.Millisecond
@@ -278,7 +281,7 @@ func (o *owner) readRow(e readEvent) error {
 	}
 	id := strconv.FormatUint(p.TaskID, 10)
 	if time.Since(p.SubmittedAt) > ResultsWindow-30*time.Minute {
-		return o.lost(rec, p.Attempt, id, "results window of 24 hours passed")
+		return o.lost(rec, p.Attempt, id, classExpired, "results window of 24 hours passed")
 	}
 	o.watch(rec, &poller.Task{ID: id, Row: rec.Row, Attempt: p.Attempt, Submitted: p.SubmittedAt, Resumed: true})
 	return nil
@@ -314,7 +317,7 @@ func (o *owner) batched(e batcher.Event) error {
 		}
 	case batcher.Failed:
 		for i := range e.Items {
-			if err := o.fail(&e.Items[i].Record, e.Items[i].Attempt, "", e.Reason); err != nil {
+			if err := o.fail(&e.Items[i].Record, e.Items[i].Attempt, "", e.Class, e.Reason); err != nil {
 				return err
 			}
 		}
@@ -360,22 +363,26 @@ func (o *owner) polled(e poller.Event) error {
 	}
 	delete(o.polling, t.Row)
 	if e.Lost != "" {
-		return o.lost(rec, t.Attempt, t.ID, e.Lost)
+		class := e.Class
+		if class == poller.ClassLost && time.Since(t.Submitted) > ResultsWindow-30*time.Minute {
+			class = classExpired
+		}
+		return o.lost(rec, t.Attempt, t.ID, class, e.Lost)
 	}
 	return o.result(&rec, t, e)
 }
 
-func (o *owner) fail(rec *records.Record, attempt int, taskID, reason string) error {
+func (o *owner) fail(rec *records.Record, attempt int, taskID, class, reason string) error {
 	if o.done(rec.Row) {
 		return nil
 	}
 	o.mark(checkpoint.OutcomeFailed, rec.Row)
-	return o.w.Failed(&results.Failure{Row: rowOf(rec), TaskID: taskID, Error: reason, Attempts: attempt})
+	return o.w.Failed(&results.Failure{Row: rowOf(rec), TaskID: taskID, Class: class, Error: reason, Attempts: attempt})
 }
 
 // lost handles a task that faulted, expired or could not be read: submit
 // the row again while attempts remain, else it failed.
-func (o *owner) lost(rec records.Record, attempt int, id, reason string) error {
+func (o *owner) lost(rec records.Record, attempt int, id, class, reason string) error {
 	if o.done(rec.Row) {
 		return nil
 	}
@@ -388,7 +395,7 @@ func (o *owner) lost(rec records.Record, attempt int, id, reason string) error {
 		o.resubmit = append(o.resubmit, batcher.Item{Record: rec, Attempt: attempt + 1})
 		return nil
 	}
-	return o.fail(&rec, attempt, id, fmt.Sprintf("%s (after %d attempts)", reason, attempt))
+	return o.fail(&rec, attempt, id, class, fmt.Sprintf("%s (after %d attempts)", reason, attempt))
 }
 
 func (o *owner) result(rec *records.Record, t *poller.Task, e poller.Event) error {
@@ -444,7 +451,7 @@ func (o *owner) commit() error {
 	if err := o.j.Sync(); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if o.j.ShouldCompact() {
+	if o.cfg.forceCompact || o.j.ShouldCompact() {
 		if err := o.j.Compact(); err != nil {
 			return fmt.Errorf("checkpoint: compact: %w", err)
 		}
@@ -489,6 +496,9 @@ func (o *owner) finish(err error) (*Summary, error) {
 	}
 	s.WaitP50, s.WaitP95 = o.wait.quantile(0.5), o.wait.quantile(0.95)
 	switch {
+	case errors.Is(err, batcher.ErrUnavailable):
+		s.Outcome = "unavailable"
+		s.Stopped = err.Error()
 	case err != nil:
 		s.Outcome = "error"
 		s.Stopped = err.Error()

@@ -118,7 +118,7 @@ type Summary struct {
 	WaitP50      float64          `json:"wait_after_done_p50_seconds"` // estimated: completion (midpoint of the last poll gap) to result written
 	WaitP95      float64          `json:"wait_after_done_p95_seconds"`
 	Stopped      string           `json:"stopped,omitempty"` // why the run stopped before the end
-	Outcome      string           `json:"outcome"`           // done, partial (rows failed or rejected), stopped, or error
+	Outcome      string           `json:"outcome"`           // done, partial (rows failed or rejected), stopped, unavailable (the API; run again), or error
 }
 
 // samples keeps durations for quantiles, decimating beyond a bound so

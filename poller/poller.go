@@ -32,7 +32,14 @@ type Event struct {
 	Results []decodo.Result
 	At      time.Time // when the results were fetched
 	Lost    string
+	Class   string // of a lost task: ClassFaulted or ClassLost
 }
+
+// Error classes of lost tasks.
+const (
+	ClassFaulted = "faulted" // the API says the task faulted
+	ClassLost    = "lost"    // the API no longer knows the task (404), or it could not be read
+)
 
 // Task is a submitted task being watched: the API's id, and the input row
 // and attempt it was submitted for.
@@ -232,7 +239,7 @@ func (p *Poller) look(ctx context.Context, t *Task) error {
 		switch task.Status {
 		case decodo.StatusFaulted:
 			p.forget(t)
-			p.send(ctx, Event{Task: t, Lost: "task faulted"})
+			p.send(ctx, Event{Task: t, Lost: "task faulted", Class: ClassFaulted})
 			return nil
 		case decodo.StatusDone:
 			// fetch the results right away
@@ -324,7 +331,7 @@ func (p *Poller) failed(ctx context.Context, t *Task, err error) error {
 			return nil
 		case apiErr.Gone():
 			p.forget(t)
-			p.send(ctx, Event{Task: t, Lost: "task unknown or its results expired (404)"})
+			p.send(ctx, Event{Task: t, Lost: "task unknown or its results expired (404)", Class: ClassLost})
 			return nil
 		case apiErr.Auth():
 			return fmt.Errorf("%w: %s", decodo.ErrAuth, apiErr.Message)
@@ -336,7 +343,7 @@ func (p *Poller) failed(ctx context.Context, t *Task, err error) error {
 	t.errs++
 	if t.errs >= p.cfg.MaxErrors {
 		p.forget(t)
-		p.send(ctx, Event{Task: t, Lost: fmt.Sprintf("could not read the task after %d attempts: %v", t.errs, err)})
+		p.send(ctx, Event{Task: t, Lost: fmt.Sprintf("could not read the task after %d attempts: %v", t.errs, err), Class: ClassLost})
 		return nil
 	}
 	p.cfg.Log.Debug("poll retry", "task", t.ID, "err", err)

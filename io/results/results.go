@@ -60,6 +60,7 @@ type Result struct {
 type Failure struct {
 	Row
 	TaskID   string
+	Class    string // faulted, expired, lost, unknown, budget
 	Error    string
 	Attempts int
 }
@@ -223,6 +224,10 @@ func (w *Writer) Failed(f *Failure) error {
 	if f.TaskID != "" {
 		b = append(b, `,"task_id":`...)
 		b = jsonstr.Append(b, f.TaskID)
+	}
+	if f.Class != "" {
+		b = append(b, `,"error_class":`...)
+		b = jsonstr.Append(b, f.Class)
 	}
 	b = append(b, `,"error":`...)
 	b = jsonstr.Append(b, f.Error)
