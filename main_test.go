@@ -161,8 +161,8 @@ func TestDryRunAndStrict(t *testing.T) {
 func TestMixedBadRows(t *testing.T) {
 	t.Parallel()
 	want := map[int64]string{ // line -> a word of the reason
-		3: "both", 8: "neither", 13: "http(s)", 18: "no host", 23: "space", 28: "longer than 2056",
-		33: "neither", 38: "longer than 2048", 43: "takes a query", 48: "takes a url", 53: "malformed JSON",
+		3: "both", 8: "no url, query", 13: "http(s)", 18: "no host", 23: "space", 28: "longer than 2056",
+		33: "no query", 38: "longer than 2048", 43: "takes a query", 48: "takes a url", 53: "malformed JSON",
 		58: "not a JSON object", 63: `unknown key "colour"`, 68: "parse", 73: "page_count", 78: "limit",
 		83: "headless", 88: "page_from", 93: "device_type", 98: "headers",
 	}

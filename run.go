@@ -28,25 +28,35 @@ import (
 	"github.com/decodo-batch/decodo-batch/poller"
 )
 
-// paramsFlag collects repeated --param KEY=VALUE.
-type paramsFlag struct{ p records.Params }
+// stringsFlag collects a repeated flag's values.
+type stringsFlag []string
 
-func (f *paramsFlag) String() string { return string(f.p) }
-func (f *paramsFlag) Set(kv string) error {
-	p, err := records.ParseParam(kv)
-	if err != nil {
-		return err
+func (f *stringsFlag) String() string     { return strings.Join(*f, ",") }
+func (f *stringsFlag) Set(v string) error { *f = append(*f, v); return nil }
+
+// parseParams parses every --param KEY=VALUE into one set of parameters,
+// after all flags are read: --allow-param may come after the --param it
+// allows.
+func parseParams(kvs, allow []string) (records.Params, error) {
+	var all records.Params
+	for _, kv := range kvs {
+		p, err := records.ParseParam(kv, allow)
+		if err != nil {
+			return "", usagef("--param: %v", err)
+		}
+		all = all.Merge(p)
 	}
-	f.p = f.p.Merge(p)
-	return nil
+	return all, nil
 }
 
 type runFlags struct {
 	out, format, target, endpoint, tokenFile, checkpoint string
 	progress, logFormat, sandboxArgs                     string
-	params                                               paramsFlag
+	params                                               stringsFlag
 	batchSize, workers, retries                          int
 	batchInterval, maxRuntime                            time.Duration
+	taskRate                                             float64
+	allowParams                                          stringsFlag
 	sandbox, noWait, restart, strict, dryRun, compress   bool
 	verbose, quiet                                       bool
 }
@@ -65,6 +75,8 @@ func runFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the Basic token (else env DECODO_TOKEN, or DECODO_USERNAME and DECODO_PASSWORD)")
 	fs.IntVar(&f.batchSize, "batch-size", decodo.MaxBatchItems, "items per batch, 1..3000")
 	fs.DurationVar(&f.batchInterval, "batch-interval", time.Second, "least time between two batch submissions")
+	fs.Float64Var(&f.taskRate, "task-rate", 10, "single tasks (prompt, product_id rows: POST /v3/task) submitted per second")
+	fs.Var(&f.allowParams, "allow-param", "pass a parameter the target's table does not list, unchecked (repeatable)")
 	fs.IntVar(&f.workers, "workers", 32, "concurrent polling and result requests")
 	fs.IntVar(&f.retries, "retries", 2, "resubmissions of a faulted or expired task")
 	fs.DurationVar(&f.maxRuntime, "max-runtime", 0, "stop cleanly after this long, leaving a resumable checkpoint (exit 75)")
@@ -119,6 +131,8 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usagef("--workers must be at least 1")
 	case f.retries < 0:
 		return usagef("--retries must be 0 or more")
+	case f.taskRate <= 0:
+		return usagef("--task-rate must be positive")
 	case f.batchInterval <= 0:
 		return usagef("--batch-interval must be positive")
 	case f.logFormat != "text" && f.logFormat != "json":
@@ -135,7 +149,11 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 	log := newLogger(stderr, f.logFormat, f.verbose, f.quiet)
-	ropts := records.Options{Format: format, DefaultTarget: f.target, Defaults: f.params.p}
+	defaults, err := parseParams(f.params, f.allowParams)
+	if err != nil {
+		return err
+	}
+	ropts := records.Options{Format: format, DefaultTarget: f.target, Defaults: defaults, AllowParams: f.allowParams}
 
 	if f.dryRun {
 		return dryRun(input, ropts, f, stdout, stderr)
@@ -187,7 +205,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg := job.Config{
 		Input: input, Out: f.out, Checkpoint: f.checkpoint,
 		Records:    ropts,
-		Batch:      batcher.Config{Size: f.batchSize, Interval: f.batchInterval, Backoff: decodo.DefaultBackoff, Log: log},
+		Batch:      batcher.Config{Size: f.batchSize, Interval: f.batchInterval, TaskRate: f.taskRate, Backoff: decodo.DefaultBackoff, Log: log},
 		Poll:       pcfg,
 		Retries:    f.retries,
 		MaxRuntime: f.maxRuntime, NoWait: f.noWait, Restart: f.restart, Compress: f.compress,

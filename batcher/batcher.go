@@ -27,9 +27,11 @@ import (
 	"github.com/decodo-batch/decodo-batch/decodo"
 )
 
-// Submitter queues a batch of tasks. [*decodo.Client] satisfies it.
+// Submitter queues tasks: a batch, or one task. [*decodo.Client] satisfies
+// it.
 type Submitter interface {
 	SubmitBatch(ctx context.Context, req decodo.BatchRequest) (*decodo.BatchResponse, error)
+	Submit(ctx context.Context, params json.RawMessage) (*decodo.Task, error)
 }
 
 // EventKind says what became of the items of an [Event].
@@ -86,6 +88,9 @@ type Config struct {
 	// (at once after the input ended) [min(Interval, 200ms)].
 	FillWait time.Duration
 	InFlight int // batch requests in flight at once [4]
+	// TaskRate: single tasks (rows whose input cannot go in a batch:
+	// prompt, product_id, none) submitted per second [10].
+	TaskRate float64
 	Attempts int // tries of a batch on 5xx or network errors [5]
 	Backoff  decodo.Backoff
 	Log      *slog.Logger
@@ -97,6 +102,7 @@ type Stats struct {
 	Retried     atomic.Int64 // POSTs sent again after 429, 5xx or a network error
 	RateLimited atomic.Int64 // 429 answers
 	Splits      atomic.Int64 // refused batches split
+	Singles     atomic.Int64 // single tasks accepted
 	First, Last atomic.Int64 // unix nanos of the first and last accepted submission
 }
 
@@ -112,7 +118,10 @@ type Batcher struct {
 	gate     sync.Mutex // serialises pacing of sends
 	lastSent time.Time
 
+	tasks *rate.Limiter // single tasks
+
 	mu     sync.Mutex
+	holdCh chan struct{} // while the owner holds submissions back: closed on release
 	slow   atomic.Int32  // successes to go before the limiter is back to base
 	margin time.Duration // over the interval; doubles with each 429 (under mu)
 }
@@ -137,6 +146,9 @@ func (c Config) withDefaults() Config {
 	if c.InFlight <= 0 {
 		c.InFlight = 4
 	}
+	if c.TaskRate <= 0 {
+		c.TaskRate = 10
+	}
 	if c.FillWait <= 0 {
 		c.FillWait = min(c.Interval, 200*time.Millisecond)
 	}
@@ -158,6 +170,7 @@ func New(api Submitter, cfg Config) *Batcher {
 	return &Batcher{
 		api: api, cfg: cfg,
 		lim:    rate.NewLimiter(rate.Every(cfg.Interval+margin), 1),
+		tasks:  rate.NewLimiter(rate.Limit(cfg.TaskRate), 1),
 		margin: margin,
 	}
 }
@@ -173,10 +186,52 @@ func New(api Submitter, cfg Config) *Batcher {
 func (b *Batcher) Run(ctx context.Context, in Input, out chan<- Event) error {
 	b.out = out
 	want, ready := make(chan struct{}), make(chan *Batch, 1)
+	singles := make(chan Item)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { b.group(gctx, in.Rows, in.Again, want, ready); return nil })
-	g.Go(func() error { return b.submit(gctx, in.Hold, want, ready) })
+	g.Go(func() error { b.group(gctx, in.Rows, in.Again, want, ready, singles); return nil })
+	g.Go(func() error { return b.submit(gctx, want, ready) })
+	g.Go(func() error { return b.submitSingles(gctx, singles) })
+	g.Go(func() error {
+		for {
+			select {
+			case held := <-in.Hold:
+				b.setHold(held)
+			case <-gctx.Done():
+				return nil
+			}
+		}
+	})
 	return g.Wait()
+}
+
+// setHold records the owner's hold on submissions.
+func (b *Batcher) setHold(held bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case held && b.holdCh == nil:
+		b.holdCh = make(chan struct{})
+	case !held && b.holdCh != nil:
+		close(b.holdCh)
+		b.holdCh = nil
+	}
+}
+
+// waitHold waits while the owner holds submissions back.
+func (b *Batcher) waitHold(ctx context.Context) error {
+	for {
+		b.mu.Lock()
+		h := b.holdCh
+		b.mu.Unlock()
+		if h == nil {
+			return ctx.Err()
+		}
+		select {
+		case <-h:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // report sends an event to the owner. It does not give up when ctx is
@@ -187,13 +242,18 @@ func (b *Batcher) report(e Event) { b.out <- e }
 // the next batch: full batches first in the order they filled, else the
 // oldest partial group once it has had a moment to fill (at once after the
 // input ended). Groups keep filling until a slot actually wants them.
-func (b *Batcher) group(ctx context.Context, in <-chan Item, again <-chan []Item, want <-chan struct{}, ready chan<- *Batch) {
+func (b *Batcher) group(ctx context.Context, in <-chan Item, again <-chan []Item, want <-chan struct{}, ready chan<- *Batch, singles chan<- Item) {
 	gr := NewGrouper(b.cfg)
 	var queue []*Batch // full or evicted batches, in order
+	var single []Item  // rows that go one by one, in order
 	tick := time.NewTicker(min(b.cfg.MaxAge/4, 50*time.Millisecond))
 	defer tick.Stop()
 	ended, asked := false, false
 	add := func(it Item) {
+		if !batchable(&it.Record) {
+			single = append(single, it)
+			return
+		}
 		full, evicted := gr.Add(it, time.Now())
 		if evicted != nil {
 			queue = append(queue, evicted)
@@ -220,12 +280,19 @@ func (b *Batcher) group(ctx context.Context, in <-chan Item, again <-chan []Item
 			}
 		}
 		inCh := in
-		if len(queue) >= 2 {
+		if len(queue) >= 2 || len(single) >= maxSingleQueue {
 			inCh = nil // backpressure: the reader waits while two batches are ready
+		}
+		var singleOut chan<- Item
+		var nextSingle Item
+		if len(single) > 0 {
+			singleOut, nextSingle = singles, single[0]
 		}
 		select {
 		case <-ctx.Done():
 			return
+		case singleOut <- nextSingle:
+			single = single[1:]
 		case it, ok := <-inCh:
 			if !ok {
 				ended, in = true, nil
@@ -252,7 +319,7 @@ func (b *Batcher) group(ctx context.Context, in <-chan Item, again <-chan []Item
 
 // submit asks for a batch when its slot comes and posts it, several in
 // flight at once.
-func (b *Batcher) submit(ctx context.Context, hold <-chan bool, want chan<- struct{}, ready <-chan *Batch) error {
+func (b *Batcher) submit(ctx context.Context, want chan<- struct{}, ready <-chan *Batch) error {
 	// Requests in flight outlive a cancelled ctx: their answer carries the
 	// task ids we pay for. Only an auth error cancels them.
 	pctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
@@ -261,17 +328,9 @@ func (b *Batcher) submit(ctx context.Context, hold <-chan bool, want chan<- stru
 	defer stop()
 	var pg errgroup.Group
 	pg.SetLimit(b.cfg.InFlight)
-	held := false
 	for lctx.Err() == nil {
-		select {
-		case held = <-hold:
-		default:
-		}
-		for held && lctx.Err() == nil {
-			select {
-			case held = <-hold:
-			case <-lctx.Done():
-			}
+		if b.waitHold(lctx) != nil {
+			break
 		}
 		// Ask only when the limiter would let a batch go now, so a partial
 		// batch is never taken early while a full one is filling.
@@ -477,46 +536,24 @@ func (b *Batcher) send(ctx context.Context, key Key, items []Item) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		var apiErr *decodo.Error
-		isAPI := errors.As(err, &apiErr)
-		var answerErr *decodo.AnswerError
-		switch {
-		case errors.As(err, &answerErr):
-			// Queued, but which task is which row is unknown.
-			b.cfg.Log.Warn("batch answer unreadable", "items", len(items), "err", err)
-			b.report(Event{Kind: Failed, Class: ClassUnknown, Items: items,
-				Reason: "the API accepted the batch but its answer could not be read, so its task ids are unknown; not sent again, which would pay twice: " + err.Error()})
-			return nil
-		case isAPI && apiErr.Auth():
+		switch v, apiErr := judge(err, written.Load()); v {
+		case verdictAuth:
 			return fmt.Errorf("%w: %s", decodo.ErrAuth, apiErr.Message)
-		case isAPI && apiErr.RateLimited():
-			b.Stats.RateLimited.Add(1)
-			b.slowDown()
-			wait := apiErr.RetryAfter
-			if wait <= 0 {
-				wait = b.cfg.Backoff.Delay(1) + b.cfg.Interval
-			}
-			b.cfg.Log.Debug("batch rate limited", "items", len(items), "wait", wait)
-			if err := decodo.Sleep(ctx, wait); err != nil {
+		case verdictWait:
+			if err := b.rateLimited(ctx, b.slowDown, apiErr.RetryAfter); err != nil {
 				return err
 			}
 			continue
-		case isAPI && refused(apiErr):
+		case verdictRefused:
 			return apiErr
-		case isAPI && apiErr.StatusCode < 500:
-			// Refused for another reason (404, 405...): nothing was queued.
+		case verdictReject:
 			b.report(Event{Kind: Rejected, Items: items, Reason: err.Error()})
 			return nil
-		case isAPI && !surelyNotTaken(apiErr.StatusCode), !isAPI && written.Load():
-			// A 500, a timeout, a connection broken after the request
-			// was written: the API may have queued the tasks.
+		case verdictUnknown:
 			b.cfg.Log.Warn("batch outcome unknown", "items", len(items), "err", err)
-			b.report(Event{Kind: Failed, Class: ClassUnknown, Items: items,
-				Reason: "the API may have queued these tasks, but its answer was lost; not sent again, which could pay twice: " + err.Error()})
+			b.report(Event{Kind: Failed, Class: ClassUnknown, Items: items, Reason: unknownReason(err)})
 			return nil
 		}
-		// 502, 503, 504, or a connection error before the request was
-		// written: the API surely did not take it.
 		failures++
 		if failures >= b.cfg.Attempts {
 			b.cfg.Log.Warn("batch not submitted", "items", len(items), "attempts", failures, "err", err)
@@ -527,6 +564,63 @@ func (b *Batcher) send(ctx context.Context, key Key, items []Item) error {
 			return err
 		}
 	}
+}
+
+// verdict is what a failed submission means for its items.
+type verdict uint8
+
+const (
+	verdictRetry   verdict = iota // the API surely did not take it: try again after a backoff
+	verdictWait                   // 429: wait, then send the same again
+	verdictRefused                // 400, 422, 413: the API refused the content
+	verdictReject                 // another 4xx: refused, nothing queued
+	verdictUnknown                // the API may have queued the tasks: never sent again
+	verdictAuth                   // the token is refused: the run ends
+)
+
+// judge tells what a submission's error means. written says whether the
+// whole request reached the connection. It returns the API's answer when
+// there was one.
+func judge(err error, written bool) (verdict, *decodo.Error) {
+	var apiErr *decodo.Error
+	isAPI := errors.As(err, &apiErr)
+	var answerErr *decodo.AnswerError
+	switch {
+	case errors.As(err, &answerErr):
+		return verdictUnknown, nil // queued, but which task is which row is unknown
+	case isAPI && apiErr.Auth():
+		return verdictAuth, apiErr
+	case isAPI && apiErr.RateLimited():
+		return verdictWait, apiErr
+	case isAPI && refused(apiErr):
+		return verdictRefused, apiErr
+	case isAPI && apiErr.StatusCode < 500:
+		return verdictReject, apiErr
+	case isAPI && surelyNotTaken(apiErr.StatusCode):
+		return verdictRetry, apiErr
+	case isAPI, written:
+		// A 500, a timeout, a connection broken after the request was
+		// written: the API may have queued the tasks.
+		return verdictUnknown, apiErr
+	}
+	return verdictRetry, nil // a connection error before the request was written
+}
+
+func unknownReason(err error) string {
+	return "the API may have queued these tasks, but its answer was lost; not sent again, which could pay twice: " + err.Error()
+}
+
+// rateLimited counts a 429, slows the pace down, and waits for its
+// Retry-After (or a backoff step past the interval).
+func (b *Batcher) rateLimited(ctx context.Context, slowDown func(), retryAfter time.Duration) error {
+	b.Stats.RateLimited.Add(1)
+	slowDown()
+	wait := retryAfter
+	if wait <= 0 {
+		wait = b.cfg.Backoff.Delay(1) + b.cfg.Interval
+	}
+	b.cfg.Log.Debug("rate limited", "wait", wait)
+	return decodo.Sleep(ctx, wait)
 }
 
 // surelyNotTaken reports whether an answer of status means the API did not

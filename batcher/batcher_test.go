@@ -2,6 +2,7 @@ package batcher
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http/httptrace"
@@ -22,9 +23,30 @@ type fakeAPI struct {
 	times   []time.Time
 	respond func(n int, req decodo.BatchRequest) error
 	next    int
+	singles []json.RawMessage // bodies of single tasks
 	// unwritten: the request never reaches the connection (a refused
 	// dial); else it is written whole before respond is asked.
 	unwritten bool
+}
+
+// Submit queues one task, answering in the same way as SubmitBatch.
+func (f *fakeAPI) Submit(ctx context.Context, params json.RawMessage) (*decodo.Task, error) {
+	f.mu.Lock()
+	n := len(f.calls) + len(f.singles)
+	f.singles = append(f.singles, params)
+	f.mu.Unlock()
+	if tr := httptrace.ContextClientTrace(ctx); tr != nil && !f.unwritten && tr.WroteRequest != nil {
+		tr.WroteRequest(httptrace.WroteRequestInfo{})
+	}
+	if f.respond != nil {
+		if err := f.respond(n, decodo.BatchRequest{}); err != nil {
+			return nil, err
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.next++
+	return &decodo.Task{ID: fmt.Sprintf("%019d", f.next)}, nil
 }
 
 func (f *fakeAPI) SubmitBatch(ctx context.Context, req decodo.BatchRequest) (*decodo.BatchResponse, error) {

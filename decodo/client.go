@@ -30,6 +30,8 @@ type Client struct {
 	base string // without a trailing slash
 	auth string // "Basic <token>"
 	ua   string
+
+	timeout, submitTimeout time.Duration // of a GET, of a POST
 }
 
 // Config holds what [New] needs besides the endpoint and token.
@@ -37,8 +39,12 @@ type Config struct {
 	// Conns is the number of concurrent requests (the workers): as many
 	// idle connections, and a few more, are kept to the API.
 	Conns int
-	// Timeout bounds one request, 0 for 60s.
+	// Timeout bounds one GET, 0 for 60s.
 	Timeout time.Duration
+	// SubmitTimeout bounds one POST, 0 for 180s (the official Go SDK's):
+	// a submission given up too early may still be queued, and its rows
+	// are then not sent again.
+	SubmitTimeout time.Duration
 	// Version goes into the User-Agent.
 	Version string
 }
@@ -64,6 +70,9 @@ func New(endpoint, token string, cfg Config) (*Client, error) {
 	if cfg.Conns <= 0 {
 		cfg.Conns = 32
 	}
+	if cfg.SubmitTimeout <= 0 {
+		cfg.SubmitTimeout = 180 * time.Second
+	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 60 * time.Second
 	}
@@ -75,7 +84,8 @@ func New(endpoint, token string, cfg Config) (*Client, error) {
 	tr.MaxIdleConns = cfg.Conns + 8
 	tr.MaxIdleConnsPerHost = cfg.Conns + 8
 	return &Client{
-		http: &http.Client{Transport: tr, Timeout: cfg.Timeout},
+		http:    &http.Client{Transport: tr},
+		timeout: cfg.Timeout, submitTimeout: cfg.SubmitTimeout,
 		base: strings.TrimRight(u.String(), "/"),
 		auth: "Basic " + token,
 		ua:   "decodo-batch/" + cfg.Version,
@@ -152,6 +162,12 @@ func (c *Client) Results(ctx context.Context, id string) (results []Result, read
 // do sends one request and hands a 2xx body to decode. A 204 is not
 // decoded.
 func (c *Client) do(ctx context.Context, method, path, op string, body []byte, decode func([]byte) error) (int, error) {
+	timeout := c.timeout
+	if method == http.MethodPost {
+		timeout = c.submitTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -187,7 +203,8 @@ func (c *Client) do(ctx context.Context, method, path, op string, body []byte, d
 		buf.Grow(int(n) + 1)
 	}
 	if _, err := buf.ReadFrom(resp.Body); err != nil {
-		return resp.StatusCode, fmt.Errorf("%s: read answer: %w", op, err)
+		// The API answered 2xx: for a POST, it queued what was sent.
+		return resp.StatusCode, &AnswerError{Op: op, Err: fmt.Errorf("read answer: %w", err)}
 	}
 	// decode keeps nothing of data: the buffer goes back to the pool.
 	data := buf.Bytes()

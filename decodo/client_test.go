@@ -291,7 +291,7 @@ func TestRequestsCarryMethodPathHeadersAndBody(t *testing.T) {
 		resp, err := c.SubmitBatch(ctx, BatchRequest{
 			Target: "universal",
 			URLs:   urls,
-			Params: json.RawMessage(`{"geo":"Germany","page_count":2,"passthrough":"p\"1"}`),
+			Params: json.RawMessage(`{"geo":"Germany","headless":"html","passthrough":"p\"1"}`),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -312,7 +312,7 @@ func TestRequestsCarryMethodPathHeadersAndBody(t *testing.T) {
 			"target":      "universal",
 			"url":         []any{urls[0], urls[1]},
 			"geo":         "Germany",
-			"page_count":  float64(2),
+			"headless":    "html",
 			"passthrough": `p"1`,
 		}
 		if !reflect.DeepEqual(body, want) {
@@ -387,7 +387,8 @@ func TestTaskAndResultsGoFromPendingToDone(t *testing.T) {
 	}{
 		{"url", BatchRequest{Target: "universal", URLs: []string{"https://a.example/page?x=1&y=2"}}, 1},
 		{"query", BatchRequest{Target: "google_search", Queries: []string{"coffee beans"}}, 1},
-		{"two pages", BatchRequest{Target: "universal", URLs: []string{"https://b.example/"}, Params: json.RawMessage(`{"page_count":2}`)}, 2},
+		// universal takes no page_count; google, a url target too, does.
+		{"two pages", BatchRequest{Target: "google", URLs: []string{"https://b.example/"}, Params: json.RawMessage(`{"page_count":2}`)}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1222,30 +1223,6 @@ func TestSleep(t *testing.T) {
 			t.Errorf("Sleep(0) = %v, want nil", err)
 		}
 	})
-}
-
-func TestTargetKind(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		target string
-		want   Kind
-		str    string
-	}{
-		{"universal", KindURL, "url"},
-		{"amazon", KindURL, "url"},
-		{"google_search", KindQuery, "query"},
-		{"youtube_channel", KindQuery, "query"},
-		{"no_such_target", KindUnknown, "unknown"},
-		{"", KindUnknown, "unknown"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.target, func(t *testing.T) {
-			t.Parallel()
-			if got := TargetKind(tt.target); got != tt.want || got.String() != tt.str {
-				t.Errorf("TargetKind(%q) = %v (%s), want %v (%s)", tt.target, got, got, tt.want, tt.str)
-			}
-		})
-	}
 }
 
 func TestNewRefusesLineBreaksInHeaders(t *testing.T) {

@@ -174,14 +174,20 @@ func (r *BatchResponse) UnmarshalJSON(b []byte) error {
 type Result struct {
 	Content    json.RawMessage `json:"content"`
 	StatusCode int             `json:"status_code"`
-	URL        string          `json:"url"`
-	Query      string          `json:"query"`
-	TaskID     string          `json:"task_id"`
-	UpdatedAt  string          `json:"updated_at"`
+	// Headers and Cookies are what the target site sent with the page, as
+	// the API gives them (an object, an array), compact like Content; nil
+	// when the entry has none or null.
+	Headers   json.RawMessage `json:"headers"`
+	Cookies   json.RawMessage `json:"cookies"`
+	URL       string          `json:"url"`
+	Query     string          `json:"query"`
+	TaskID    string          `json:"task_id"`
+	UpdatedAt string          `json:"updated_at"`
 }
 
 // UnmarshalJSON reads a result as the fast reader of results answers does:
-// the task_id as a string or a number, the content made compact.
+// the task_id as a string or a number, the content, headers and cookies
+// made compact.
 func (r *Result) UnmarshalJSON(b []byte) error {
 	type fields Result
 	*r = Result{}
@@ -197,7 +203,18 @@ func (r *Result) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	r.Content = compactContent(r.Content)
+	r.Headers = compactOrNil(r.Headers)
+	r.Cookies = compactOrNil(r.Cookies)
 	return nil
+}
+
+// compactOrNil returns the valid JSON value v made compact, or nil for
+// nothing or null.
+func compactOrNil(v []byte) json.RawMessage {
+	if len(v) == 0 || string(v) == "null" {
+		return nil
+	}
+	return compactContent(v)
 }
 
 // compactContent returns a copy of the valid JSON value v without the
@@ -215,9 +232,9 @@ func compactContent(v []byte) json.RawMessage {
 	return b.Bytes()
 }
 
-// AnswerError is a 2xx answer that could not be read. For a batch it means
-// the API queued (and will bill) tasks whose ids are unknown: sending the
-// batch again would pay for them twice.
+// AnswerError is a 2xx answer that could not be read: its body broke off or
+// does not parse. For a batch it means the API queued (and will bill) tasks
+// whose ids are unknown: sending the batch again would pay for them twice.
 type AnswerError struct {
 	Op  string // what was asked, e.g. "POST /v3/task/batch"
 	Err error  // why the answer could not be read

@@ -274,7 +274,7 @@ func str(v []byte) (string, error) {
 	return s, nil
 }
 
-var resultKeys = []string{"content", "status_code", "url", "query", "task_id", "updated_at"}
+var resultKeys = []string{"content", "status_code", "headers", "cookies", "url", "query", "task_id", "updated_at"}
 
 // folded refuses a key that encoding/json would match to one of keys by
 // its case-insensitive rule: such answers take the slow path.
@@ -352,6 +352,10 @@ func scanResults(b []byte) ([]Result, error) {
 						n, err = strconv.ParseInt(string(b[s:e]), 10, 64)
 						r.StatusCode = int(n)
 					}
+				case "headers":
+					r.Headers = compactOrNil(b[s:e])
+				case "cookies":
+					r.Cookies = compactOrNil(b[s:e])
 				case "url":
 					r.URL, err = str(b[s:e])
 				case "query":

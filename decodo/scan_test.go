@@ -37,6 +37,8 @@ var scanSeeds = []string{
 	`{"results":[{"status_code":01}]}`,
 	`{"results":[{"status_code":1e2}]}`,
 	`{"results":[{"task_id":true}]}`,
+	"{\"results\":[{\"headers\":{\n \"a\": \"b\"},\"cookies\":[ {\"key\":\"k\", \"value\":\"v\"} ],\"content\":\"x\"},{\"headers\":null,\"cookies\":[]}]}",
+	`{"results":[{"Headers":{"folded":true}}]}`,
 }
 
 // FuzzScan proves the fast reader of results agrees with encoding/json:
@@ -62,8 +64,10 @@ func FuzzScan(f *testing.F) {
 			if !reflect.DeepEqual(fast[i], slow[i]) {
 				t.Fatalf("result %d: fast %+v, encoding/json %+v", i, fast[i], slow[i])
 			}
-			if c := fast[i].Content; len(c) > 0 && bytes.ContainsAny(c, "\r\n") {
-				t.Fatalf("result %d: content %q holds a line break", i, c)
+			for _, v := range []json.RawMessage{fast[i].Content, fast[i].Headers, fast[i].Cookies} {
+				if bytes.ContainsAny(v, "\r\n") {
+					t.Fatalf("result %d: %q holds a line break", i, v)
+				}
 			}
 		}
 	})
@@ -81,7 +85,15 @@ func TestScanSeeds(t *testing.T) {
 		res[0].TaskID != "7434928397127555073" || res[0].URL != "https://a/é\"x" {
 		t.Errorf("indented content, numeric task_id, escaped url: %+v, %v", res, err)
 	}
-	for _, bad := range scanSeeds[5:] {
+	res, err := scanResults([]byte(scanSeeds[11]))
+	if err != nil || len(res) != 2 || string(res[0].Headers) != `{"a":"b"}` || string(res[0].Cookies) != `[{"key":"k","value":"v"}]` ||
+		res[1].Headers != nil || string(res[1].Cookies) != `[]` {
+		t.Errorf("headers and cookies: %+v, %v", res, err)
+	}
+	if res, err := scanResults([]byte(scanSeeds[0])); err != nil || string(res[0].Headers) != `{"content-type":"text/html"}` {
+		t.Errorf("headers of the first seed: %+v, %v", res, err)
+	}
+	for _, bad := range append(scanSeeds[5:11:11], scanSeeds[12]) {
 		if _, err := scanResults([]byte(bad)); err == nil {
 			t.Errorf("accepted %q", bad)
 		}

@@ -1,52 +1,61 @@
 package decodo
 
-// Kind says which input field a target takes.
-type Kind uint8
+import "github.com/decodo-batch/decodo-batch/decodo/internal/schema"
 
-// The kinds of input a target takes.
+// The target table lives in package schema, so that the sandbox (which
+// this package's tests import) can check requests against it too; these
+// aliases are its public face.
+
+// Input is the field of a task that holds what is scraped.
+type Input = schema.Input
+
+// The input fields.
 const (
-	KindUnknown Kind = iota // a target this client does not know; the API decides
-	KindURL                 // the target takes "url"
-	KindQuery               // the target takes "query"
+	InputNone      = schema.InputNone      // the target takes no input field (universal_ecommerce)
+	InputURL       = schema.InputURL       // "url"
+	InputQuery     = schema.InputQuery     // "query"
+	InputPrompt    = schema.InputPrompt    // "prompt"
+	InputProductID = schema.InputProductID // "product_id"
 )
 
-// String returns "url", "query" or "unknown".
-func (k Kind) String() string {
-	switch k {
-	case KindURL:
-		return "url"
-	case KindQuery:
-		return "query"
-	}
-	return "unknown"
-}
+// ParamType is the JSON type of a parameter's value.
+type ParamType = schema.ParamType
 
-// targetKinds is the official SDK's table of targets.
-var targetKinds = map[string]Kind{}
+// The parameter types.
+const (
+	ParamString = schema.ParamString // a JSON string
+	ParamBool   = schema.ParamBool   // true or false
+	ParamNumber = schema.ParamNumber // a JSON number
+	ParamObject = schema.ParamObject // a JSON object (headers, cookies)
+	ParamArray  = schema.ParamArray  // a JSON array of numbers (successful_status_codes)
+)
 
-func init() {
-	for _, t := range []string{"universal", "google", "bing", "amazon", "ecommerce", "walmart", "target", "bbb",
-		"autotrader", "mobile", "airbnb", "apple_app_store", "tiktok", "tiktok_post", "reddit_post",
-		"reddit_subreddit", "reddit_user"} {
-		targetKinds[t] = KindURL
-	}
-	for _, t := range []string{"google_search", "google_ai_mode", "google_ads", "google_lens", "google_maps",
-		"google_suggest", "google_shopping_search", "google_shopping_product", "google_travel_hotels",
-		"google_trends_explore", "bing_search", "amazon_product", "amazon_pricing", "amazon_search",
-		"amazon_sellers", "amazon_bestsellers", "walmart_search", "target_search", "lowes_search",
-		"instagram_graphql_profile", "tiktok_shop_search", "youtube_video", "youtube_metadata",
-		"youtube_search", "youtube_search_max", "youtube_subtitles", "youtube_transcript", "youtube_channel"} {
-		targetKinds[t] = KindQuery
-	}
-}
+// Param is one parameter a target accepts: its name, type, and the enum or
+// range the official SDK's schema gives it.
+type Param = schema.Param
 
-// TargetKind reports whether target takes a url or a query. A target missing
-// from the SDK's table is [KindUnknown]: it is passed to the API, which decides.
-func TargetKind(target string) Kind { return targetKinds[target] }
+// Target is one target of the API: its name, the [Input] it takes and its
+// parameters (sorted by name; without "target" and the input field; with
+// callback_url and passthrough).
+type Target = schema.Target
 
-// Limits of the API: items in one batch, and the length of a url or query.
+// LookupTarget returns the target called name, from the official SDK's
+// table of 52 targets, and whether it exists. The target is shared: do not
+// modify it.
+func LookupTarget(name string) (*Target, bool) { return schema.Lookup(name) }
+
+// Targets returns every target, sorted by name.
+func Targets() []*Target { return schema.Targets() }
+
+// Nearest returns the known name closest to name (edit distance), for "did
+// you mean" messages; "" if none is close enough.
+func Nearest(name string, known []string) string { return schema.Nearest(name, known) }
+
+// Limits of the API: items in one batch, and the length in characters of a
+// url, a query or a prompt.
 const (
 	MaxBatchItems = 3000
-	MaxURLLen     = 2056
-	MaxQueryLen   = 2048
+	MaxURLLen     = schema.MaxURLLen
+	MaxQueryLen   = schema.MaxQueryLen
+	MaxPromptLen  = schema.MaxPromptLen
 )

@@ -18,11 +18,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/decodo-batch/decodo-batch/batcher"
+	"github.com/decodo-batch/decodo-batch/decodo"
 	"github.com/decodo-batch/decodo-batch/io/checkpoint"
 	"github.com/decodo-batch/decodo-batch/io/durable"
 	"github.com/decodo-batch/decodo-batch/io/records"
@@ -41,6 +43,9 @@ var (
 	// ErrStdinCheckpoint: OUT holds a checkpoint, and input from stdin
 	// cannot be checked against it.
 	ErrStdinCheckpoint = errors.New("the output directory holds a checkpoint, and input from stdin cannot be checked against it")
+	// ErrForeignCheckpoint: most of the checkpoint's tasks are unknown to
+	// the API: another account or endpoint. Nothing is paid for again.
+	ErrForeignCheckpoint = errors.New("the API does not know the tasks of this checkpoint: another account or endpoint?")
 )
 
 // ResultsWindow is how long the API keeps results; a task submitted longer
@@ -106,7 +111,13 @@ func Fingerprint(path string) (int64, string, error) {
 // shape is the canonical text of the options that decide which rows exist
 // and what they ask for; a change between runs refuses the resume.
 func shape(c *Config) string {
-	return fmt.Sprintf("format=%q target=%q params=%s", c.Records.Format, c.Records.DefaultTarget, c.Records.Defaults)
+	s := fmt.Sprintf("format=%q target=%q params=%s", c.Records.Format, c.Records.DefaultTarget, c.Records.Defaults)
+	if allow := c.Records.AllowParams; len(allow) > 0 {
+		// Allowed parameters decide which rows are valid. (Written only
+		// when set, so that checkpoints written before the option resume.)
+		s += fmt.Sprintf(" allow=%q", slices.Sorted(slices.Values(allow)))
+	}
+	return s
 }
 
 // Run runs the job to its end, or until it stops. It returns the summary
@@ -253,5 +264,9 @@ func taskID(id string) (uint64, error) {
 }
 
 func rowOf(rec *records.Record) results.Row {
-	return results.Row{Row: rec.Row, Line: rec.Line, ID: rec.ID, Target: rec.Target, URL: rec.URL, Query: rec.Query}
+	r := results.Row{Row: rec.Row, Line: rec.Line, ID: rec.ID, Target: rec.Target, Params: string(rec.Params)}
+	if in, v := rec.Input(); in != decodo.InputNone {
+		r.Field, r.Input = in.String(), v
+	}
+	return r
 }

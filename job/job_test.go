@@ -478,3 +478,30 @@ func TestRunOutageLeavesRowsUnsubmitted(t *testing.T) {
 		t.Errorf("the API created %d tasks for 300 rows", n)
 	}
 }
+
+// TestRunRefusesForeignCheckpoint proves a resume against an API that knows
+// none of the checkpoint's tasks (another account or endpoint) stops with
+// ErrForeignCheckpoint before paying for any of them again.
+func TestRunRefusesForeignCheckpoint(t *testing.T) {
+	t.Parallel()
+	_, api := fastSandbox(t, sandbox.Config{Delay: sandbox.Delay{Kind: sandbox.Fixed, Fixed: time.Hour}})
+	var b strings.Builder
+	for i := 1; i <= 200; i++ {
+		fmt.Fprintf(&b, "https://example.com/f/%d\n", i)
+	}
+	cfg := testConfig(t, api, writeFile(t, "in.txt", b.String()))
+	cfg.Batch.Size = 50
+	cfg.NoWait = true
+	if _, err := Run(context.Background(), cfg); !errors.Is(err, ErrStopped) {
+		t.Fatalf("--no-wait run: %v", err)
+	}
+	other, api2 := fastSandbox(t, sandbox.Config{})
+	cfg.API, cfg.NoWait = api2, false
+	_, err := Run(context.Background(), cfg)
+	if !errors.Is(err, ErrForeignCheckpoint) {
+		t.Fatalf("resume against another API: err = %v, want ErrForeignCheckpoint", err)
+	}
+	if n := other.Stats().TasksCreated; n != 0 {
+		t.Errorf("the other API was made to create %d tasks", n)
+	}
+}

@@ -2,7 +2,6 @@ package job
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -60,12 +59,18 @@ type owner struct {
 	rowsClosed bool
 	total      int64 // input rows, -1 until the input ended
 
-	fetched  int64  // results fetched in this session
-	prog     counts // read by the progress display
-	sum      Summary
-	latency  samples
-	wait     samples
-	stopping string
+	fetched int64 // results fetched in this session
+
+	// Tasks resumed from the checkpoint, and what they answered: if most
+	// are unknown to the API, the checkpoint is another account's.
+	resumedTotal, resumedKnown int
+	resumed404                 []lostTask
+	foreignDecided             bool
+	prog                       counts // read by the progress display
+	sum                        Summary
+	latency                    samples
+	wait                       samples
+	stopping                   string
 }
 
 // counts are the figures the progress display shows, kept by the owner.
@@ -268,7 +273,7 @@ func (o *owner) readRow(e readEvent) error {
 			return nil
 		}
 		o.mark(checkpoint.OutcomeRejected, e.bad.Row)
-		return o.w.Reject(&results.Reject{Row: e.bad.Row, Line: e.bad.Line, Error: e.bad.Reason, Input: e.bad.Input})
+		return o.w.Reject(&results.Reject{Row: e.bad.Row, Line: e.bad.Line, ID: e.bad.ID, Error: e.bad.Reason, Input: e.bad.Input})
 	}
 	rec := e.rec
 	if o.done(rec.Row) {
@@ -283,6 +288,7 @@ func (o *owner) readRow(e readEvent) error {
 	if time.Since(p.SubmittedAt) > ResultsWindow-30*time.Minute {
 		return o.lost(rec, p.Attempt, id, classExpired, "results window of 24 hours passed")
 	}
+	o.resumedTotal++
 	o.watch(rec, &poller.Task{ID: id, Row: rec.Row, Attempt: p.Attempt, Submitted: p.SubmittedAt, Resumed: true})
 	return nil
 }
@@ -307,11 +313,8 @@ func (o *owner) batched(e batcher.Event) error {
 				continue
 			}
 			o.mark(checkpoint.OutcomeRejected, it.Row)
-			input := it.URL
-			if input == "" {
-				input = it.Query
-			}
-			if err := o.w.Reject(&results.Reject{Row: it.Row, Line: it.Line, Error: "refused by the API: " + e.Reason, Input: input}); err != nil {
+			_, input := it.Input()
+			if err := o.w.Reject(&results.Reject{Row: it.Row, Line: it.Line, ID: it.ID, Error: "refused by the API: " + e.Reason, Input: input}); err != nil {
 				return err
 			}
 		}
@@ -361,7 +364,27 @@ func (o *owner) polled(e poller.Event) error {
 	if !ok {
 		return nil // reported twice: the first report decided
 	}
-	delete(o.polling, t.Row)
+	if t.Resumed {
+		unknown := e.Lost != "" && e.Class == poller.ClassLost
+		if e.Known {
+			o.resumedKnown++
+			return o.checkForeign()
+		}
+		delete(o.polling, t.Row)
+		if !unknown {
+			o.resumedKnown++
+			if err := o.checkForeign(); err != nil {
+				return err
+			}
+		} else if o.foreignUndecided() {
+			// Not resubmitted until enough of the checkpoint's tasks have
+			// answered to tell a lost task from another account's.
+			o.resumed404 = append(o.resumed404, lostTask{rec, t.Attempt, t.ID, e.Lost})
+			return o.checkForeign()
+		}
+	} else {
+		delete(o.polling, t.Row)
+	}
 	if e.Lost != "" {
 		class := e.Class
 		if class == poller.ClassLost && time.Since(t.Submitted) > ResultsWindow-30*time.Minute {
@@ -370,6 +393,52 @@ func (o *owner) polled(e poller.Event) error {
 		return o.lost(rec, t.Attempt, t.ID, class, e.Lost)
 	}
 	return o.result(&rec, t, e)
+}
+
+// lostTask is a resumed task the API answered 404 for, held until the
+// checkpoint is known to be this account's.
+type lostTask struct {
+	rec     records.Record
+	attempt int
+	id      string
+	reason  string
+}
+
+// foreignUndecided reports whether too few resumed tasks have answered yet
+// to tell whether the checkpoint's tasks are this account's.
+func (o *owner) foreignUndecided() bool {
+	if o.foreignDecided {
+		return false
+	}
+	answered := o.resumedKnown + len(o.resumed404)
+	return answered < min(o.resumedTotal, foreignSample)
+}
+
+// foreignSample is how many resumed tasks must answer before their 404s
+// are judged.
+const foreignSample = 20
+
+// checkForeign decides, once enough resumed tasks have answered, whether
+// the API knows this checkpoint's tasks. If most answered 404 the run
+// stops before paying for them again (the account or endpoint changed);
+// else the ones that did are lost tasks, submitted again.
+func (o *owner) checkForeign() error {
+	if o.foreignDecided || o.foreignUndecided() {
+		return nil
+	}
+	o.foreignDecided = true
+	if n := len(o.resumed404); n > o.resumedKnown {
+		return fmt.Errorf("%w: %d of the %d tasks of this checkpoint that answered are unknown to it (404)", ErrForeignCheckpoint, n, n+o.resumedKnown)
+	}
+	held := o.resumed404
+	o.resumed404 = nil
+	for _, l := range held {
+		o.cfg.Log.Info("task lost by the API", "row", l.rec.Row, "task", l.id)
+		if err := o.lost(l.rec, l.attempt, l.id, poller.ClassLost, l.reason); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (o *owner) fail(rec *records.Record, attempt int, taskID, class, reason string) error {
@@ -403,15 +472,10 @@ func (o *owner) result(rec *records.Record, t *poller.Task, e poller.Event) erro
 		return nil
 	}
 	r := results.Result{Row: rowOf(rec), TaskID: t.ID, Attempts: t.Attempt, FetchedAt: e.At}
-	r.Pages = make([]json.RawMessage, len(e.Results))
+	r.Pages = make([]results.Page, len(e.Results))
 	for i := range e.Results {
-		r.Pages[i] = e.Results[i].Content
-		if len(r.Pages[i]) == 0 {
-			r.Pages[i] = json.RawMessage("null")
-		}
-	}
-	if len(e.Results) > 0 {
-		r.StatusCode = e.Results[0].StatusCode
+		p := &e.Results[i]
+		r.Pages[i] = results.Page{StatusCode: p.StatusCode, Headers: p.Headers, Cookies: p.Cookies, Content: p.Content}
 	}
 	o.mark(checkpoint.OutcomeResult, rec.Row)
 	o.fetched++
@@ -468,6 +532,7 @@ func (o *owner) finish(err error) (*Summary, error) {
 	s.Results, s.Failed, s.Rejected = st.Results, st.Failed, st.Rejected
 	s.Pending = int64(st.PendingCount())
 	s.Batches = o.b.Stats.Batches.Load()
+	s.Singles = o.b.Stats.Singles.Load()
 	s.Retried = o.b.Stats.Retried.Load()
 	s.Splits = o.b.Stats.Splits.Load()
 	s.RateLimited = o.b.Stats.RateLimited.Load() + o.p.Stats.RateLimited.Load()

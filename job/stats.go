@@ -2,6 +2,7 @@ package job
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -14,6 +15,7 @@ import (
 // API is what a run needs of the Decodo API. [*decodo.Client] satisfies it.
 type API interface {
 	SubmitBatch(ctx context.Context, req decodo.BatchRequest) (*decodo.BatchResponse, error)
+	Submit(ctx context.Context, params json.RawMessage) (*decodo.Task, error)
 	Results(ctx context.Context, id string) ([]decodo.Result, bool, error)
 	Task(ctx context.Context, id string) (*decodo.Task, error)
 }
@@ -60,6 +62,13 @@ func (c *counted) SubmitBatch(ctx context.Context, req decodo.BatchRequest) (*de
 	return r, err
 }
 
+func (c *counted) Submit(ctx context.Context, params json.RawMessage) (*decodo.Task, error) {
+	c.start()
+	t, err := c.api.Submit(ctx, params)
+	c.count("POST /v3/task", statusOf(err, "200"))
+	return t, err
+}
+
 func (c *counted) Results(ctx context.Context, id string) ([]decodo.Result, bool, error) {
 	c.start()
 	r, ready, err := c.api.Results(ctx, id)
@@ -100,7 +109,8 @@ type Summary struct {
 	Skipped      int64            `json:"skipped"` // done by an earlier run
 	Resumed      bool             `json:"resumed"`
 	Batches      int64            `json:"batches"`
-	Resubmitted  int64            `json:"resubmitted"` // rows submitted again after a fault or expiry
+	Singles      int64            `json:"single_tasks"` // rows submitted one by one (POST /v3/task)
+	Resubmitted  int64            `json:"resubmitted"`  // rows submitted again after a fault or expiry
 	Retried      int64            `json:"submissions_retried"`
 	Splits       int64            `json:"batches_split"` // refused batches split to find the refused items
 	RateLimited  int64            `json:"rate_limited"`  // 429 answers, all endpoints

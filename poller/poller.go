@@ -33,6 +33,9 @@ type Event struct {
 	At      time.Time // when the results were fetched
 	Lost    string
 	Class   string // of a lost task: ClassFaulted or ClassLost
+	// Known: a resumed task answered as pending: the API knows it. Sent
+	// once per resumed task, before its last event; the task goes on.
+	Known bool
 }
 
 // Error classes of lost tasks.
@@ -52,6 +55,7 @@ type Task struct {
 	// says how long the tool was away, not how long tasks take, so the
 	// estimate does not learn from it.
 	Resumed bool
+	known   bool // a Known event was sent
 
 	last   time.Duration // age at the last look, 0 before the first
 	looks  int
@@ -244,7 +248,7 @@ func (p *Poller) look(ctx context.Context, t *Task) error {
 		case decodo.StatusDone:
 			// fetch the results right away
 		default:
-			p.pending(t, age)
+			p.pending(ctx, t, age)
 			return nil
 		}
 	}
@@ -256,7 +260,7 @@ func (p *Poller) look(ctx context.Context, t *Task) error {
 	p.ok()
 	t.errs = 0
 	if !ready {
-		p.pending(t, age)
+		p.pending(ctx, t, age)
 		return nil
 	}
 	// The task completed somewhere in the gap since the last look (or
@@ -306,7 +310,11 @@ func (p *Poller) statusDue(t *Task, age time.Duration) bool {
 	return age > limit
 }
 
-func (p *Poller) pending(t *Task, age time.Duration) {
+func (p *Poller) pending(ctx context.Context, t *Task, age time.Duration) {
+	if t.Resumed && !t.known {
+		t.known = true
+		p.send(ctx, Event{Task: t, Known: true})
+	}
 	if !t.Resumed {
 		p.Est.Seen(t.last, age)
 	}

@@ -13,7 +13,9 @@ import (
 //	--token T (repeatable)  --batch-interval  --max-items  --delay
 //	--fault-rate  --fault-mode no-content|error  --ttl  --error-rate
 //	--drop-rate  --get-429-rate  --batch-latency  --content-size
-//	--target-error-rate  --array-response  --seed
+//	--target-error-rate  --page-error-rate  --array-response
+//	--allow-unknown-params  --indent-answers  --truncate-batch-rate
+//	--batch-500-after-create-rate  --seed
 //
 // Rates are fractions in [0, 1]; --delay takes the syntax of [ParseDelay].
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
@@ -30,7 +32,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.BatchLatency, "batch-latency", c.BatchLatency, "how long a batch submission takes to answer")
 	fs.IntVar(&c.ContentSize, "content-size", c.ContentSize, "bytes of generated content per result (0: 1024)")
 	fs.Var((*rateValue)(&c.TargetErrorRate), "target-error-rate", "fraction of done tasks whose target answered 404 or 500")
+	fs.Var((*rateValue)(&c.PageErrorRate), "page-error-rate", "fraction of the pages of done tasks with page_count > 1 whose target answered 404 or 500")
 	fs.BoolVar(&c.ArrayResponse, "array-response", c.ArrayResponse, "answer batches with a bare array of tasks instead of the SDK object form")
+	fs.BoolVar(&c.AllowUnknownParams, "allow-unknown-params", c.AllowUnknownParams, "accept parameters the target's table does not list (default: 400 naming them), as the real API may for newer ones")
+	fs.BoolVar(&c.IndentAnswers, "indent-answers", c.IndentAnswers, "pretty-print every JSON answer over several lines, parsed contents included")
+	fs.Var((*rateValue)(&c.TruncateBatchRate), "truncate-batch-rate", "fraction of accepted batches whose tasks are created but whose 200 answer is cut in the middle")
+	fs.Var((*rateValue)(&c.Batch500AfterCreateRate), "batch-500-after-create-rate", "fraction of accepted batches whose tasks are created but which are answered 500")
 	fs.Int64Var(&c.Seed, "seed", c.Seed, "seed of the random delays and faults (same seed, same submissions: same run)")
 }
 

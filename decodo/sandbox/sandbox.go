@@ -9,6 +9,8 @@
 //
 // It is written from the API description alone, not from this project's
 // client, so that tests run against it catch the client's misreadings.
+// [Stats] counts the tasks created for each distinct item, so a test can
+// prove that nothing was paid for twice.
 //
 // A request meets these checks in this order, and the first that fires
 // answers it: a dropped connection ([Config.DropRate]); an injected 500, 502
@@ -16,7 +18,15 @@
 // authentication (401); the route (404, 405). A batch then meets the pacing
 // check (429), decided on arrival and in the order of arrival (a batch let
 // through takes its slot, whatever follows), waits [Config.BatchLatency] and
-// is validated (400). The stats endpoint skips all of these.
+// is validated (400); its tasks are then created, and its answer may still
+// be a 500 ([Config.Batch500AfterCreateRate]) or cut short
+// ([Config.TruncateBatchRate]). The stats endpoint skips all of these.
+//
+// Requests are validated against the table of targets of package decodo
+// (the official SDK's request schemas): the target's one input field (a
+// batch takes only url or query arrays; prompt, product_id and no input go
+// one task per POST /v3/task), and each parameter's name, type, enum and
+// range. That table is all the sandbox shares with the client.
 //
 // Tasks complete lazily: each task stores its completion time, drawn from
 // [Config.Delay] when it is created, and a request compares it with the
@@ -25,6 +35,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"math/rand/v2"
@@ -33,6 +44,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/decodo-batch/decodo-batch/decodo/internal/schema"
 )
 
 // FaultMode says what GET /v3/task/{id}/results answers for a faulted task;
@@ -99,10 +112,33 @@ type Config struct {
 	// objects (the form one third-party client reads) instead of the
 	// {"id", "queries", "errors"} object of the official SDKs.
 	ArrayResponse bool
+	// AllowUnknownParams accepts, unchecked and without effect, parameters
+	// the table of targets does not list for the request's target, as the
+	// real API may for parameters newer than the table. By default such a
+	// parameter is refused with a 400 naming it and the nearest known name.
+	AllowUnknownParams bool
+	// PageErrorRate is the fraction of the pages of a done task with
+	// page_count > 1 whose status_code is 404 or 500, each page drawn on
+	// its own: the target site failed that page, the task did not.
+	PageErrorRate float64
+	// IndentAnswers pretty-prints every JSON answer of the API over
+	// several lines, parsed contents included.
+	IndentAnswers bool
+	// TruncateBatchRate is the fraction of accepted batches whose tasks are
+	// created but whose 200 answer is cut in the middle: either a complete
+	// HTTP answer holding half the JSON, or the full length announced and
+	// the connection closed halfway (each half the time). The client cannot
+	// learn the ids of tasks it will be billed for.
+	TruncateBatchRate float64
+	// Batch500AfterCreateRate is the fraction of accepted batches whose
+	// tasks are created but which are answered 500, as an API failing after
+	// it queued them would.
+	Batch500AfterCreateRate float64
 	// Seed seeds the draws of delays and faults: the same seed and the same
 	// submissions in the same order give the same delays and faults. Injected
-	// request faults (ErrorRate, DropRate, GetLimitRate) use their own stream,
-	// so they never shift the task draws.
+	// request faults (ErrorRate, DropRate, GetLimitRate, TruncateBatchRate,
+	// Batch500AfterCreateRate) use their own stream, so they never shift the
+	// task draws.
 	Seed int64
 	// Now is the clock; nil means time.Now. Tests may fake it.
 	Now func() time.Time
@@ -114,8 +150,8 @@ const (
 	defaultMaxItems      = 3000
 	defaultTTL           = 24 * time.Hour
 	defaultContentSize   = 1024
-	maxURLLen            = 2056
-	maxQueryLen          = 2048
+	maxURLLen            = schema.MaxURLLen
+	maxQueryLen          = schema.MaxQueryLen
 	maxBodyBytes         = 64 << 20
 	callbackTimeout      = 10 * time.Second
 
@@ -159,11 +195,23 @@ type Server struct {
 // thousands. The shared parts live in its group.
 type task struct {
 	group   *group
-	input   string // the url or the query
+	input   string // the url, query, prompt or product_id; "" for a target taking none
 	due     int64  // completion time, Unix nanoseconds
 	code    int16  // done: the target's status_code; faulted: the /results error status under FaultError
 	faulted bool
-	served  bool // a 200 of /results was given (for Stats.ResultWaits)
+	served  bool   // a 200 of /results was given (for Stats.ResultWaits)
+	pages   uint32 // 2 bits a page, from the first: 0 the task's code, 1 a 404, 2 a 500 ([Config.PageErrorRate])
+}
+
+// pageCode returns the status_code of page (from 1) of a done task.
+func (t *task) pageCode(page int) int16 {
+	switch (t.pages >> (2 * (page - 1))) & 3 {
+	case 1:
+		return http.StatusNotFound
+	case 2:
+		return http.StatusInternalServerError
+	}
+	return t.code
 }
 
 // group is what the tasks of one submission share.
@@ -171,8 +219,10 @@ type group struct {
 	created   int64  // Unix nanoseconds
 	createdAt string // created, formatted once for every answer
 	target    string
-	query     bool   // the tasks carry a query, not a url
-	params    []byte // the echoed parameters as `,"key":value...`
+	input     schema.Input // the field the tasks carry their input in
+	params    []byte       // the echoed parameters as `,"key":value...`
+	item      string       // the item's identity besides its input (see itemOf)
+	itemHash  uint64       // a hash of item
 	pageCount int
 	parse     bool
 	markdown  bool
@@ -424,7 +474,26 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, rt route, e *apiEr
 		Message string      `json:"message"`
 		Errors  []itemError `json:"errors"`
 	}{"error", e.message, errs})
-	writeBody(w, e.status, body)
+	s.answer(w, e.status, body)
+}
+
+// answer writes a JSON answer of the API, indented under
+// [Config.IndentAnswers].
+func (s *Server) answer(w http.ResponseWriter, status int, body []byte) {
+	writeBody(w, status, s.indent(body))
+}
+
+// indent returns body indented under [Config.IndentAnswers], else body.
+func (s *Server) indent(body []byte) []byte {
+	if !s.cfg.IndentAnswers {
+		return body
+	}
+	var b bytes.Buffer
+	b.Grow(len(body) + len(body)/4)
+	if json.Indent(&b, body, "", "  ") != nil {
+		return body // not reached: every answer is valid JSON
+	}
+	return b.Bytes()
 }
 
 var jsonContentType = []string{"application/json"}

@@ -446,8 +446,8 @@ func TestInvalidItemsRefuseTheWholeBatch(t *testing.T) {
 		{"url for a query target", `{"target":"google_search","url":["https://a.example/"]}`, "url", ""},
 		{"empty array", `{"url":[]}`, "url", ""},
 		{"url not an array", `{"url":"https://a.example/"}`, "url", ""},
-		{"page_count out of range", `{"url":["https://a.example/"],"page_count":11}`, "page_count", "11"},
-		{"parse not a bool", `{"url":["https://a.example/"],"parse":"yes"}`, "parse", ""},
+		{"page_count out of range", `{"target":"google","url":["https://a.example/"],"page_count":11}`, "page_count", "11"},
+		{"parse not a bool", `{"target":"google","url":["https://a.example/"],"parse":"yes"}`, "parse", ""},
 		{"body not an object", `["https://a.example/"]`, "body", ""},
 	}
 	for _, tt := range tests {
@@ -558,7 +558,7 @@ func TestResultShapesFollowParameters(t *testing.T) {
 		entries int
 		check   func(t *testing.T, content json.RawMessage, url, query string)
 	}{
-		{"pages", map[string]any{"url": "https://a.example/", "page_count": 3}, 3,
+		{"pages", map[string]any{"target": "google", "url": "https://a.example/", "page_count": 3}, 3,
 			func(t *testing.T, c json.RawMessage, url, _ string) {
 				if url != "https://a.example/" || !bytes.Contains(c, []byte("a.example")) {
 					t.Errorf("entry url %q content %.80s", url, c)
@@ -1037,7 +1037,8 @@ func TestRegisterFlagsSetsEveryKnob(t *testing.T) {
 		"--delay", "lognormal:6s,0.6,1s-60s", "--fault-rate", "0.1", "--fault-mode", "error",
 		"--ttl", "1h", "--error-rate", "0.01", "--drop-rate", "0.02", "--get-429-rate", "0.03",
 		"--batch-latency", "150ms", "--content-size", "4096", "--target-error-rate", "0.04",
-		"--array-response", "--seed", "7",
+		"--array-response", "--seed", "7", "--allow-unknown-params", "--indent-answers",
+		"--page-error-rate", "0.05", "--truncate-batch-rate", "0.2", "--batch-500-after-create-rate", "0.1",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -1047,13 +1048,15 @@ func TestRegisterFlagsSetsEveryKnob(t *testing.T) {
 		Delay:     Delay{Kind: LogNormal, Median: 6 * time.Second, Sigma: 0.6, Min: time.Second, Max: time.Minute},
 		FaultRate: 0.1, FaultMode: FaultError, TTL: time.Hour, ErrorRate: 0.01, DropRate: 0.02,
 		GetLimitRate: 0.03, BatchLatency: 150 * time.Millisecond, ContentSize: 4096,
-		TargetErrorRate: 0.04, ArrayResponse: true, Seed: 7,
+		TargetErrorRate: 0.04, ArrayResponse: true, Seed: 7, AllowUnknownParams: true, IndentAnswers: true,
+		PageErrorRate: 0.05, TruncateBatchRate: 0.2, Batch500AfterCreateRate: 0.1,
 	}
 	if fmt.Sprintf("%+v", c) != fmt.Sprintf("%+v", want) {
 		t.Errorf("config\n%+v\nwant\n%+v", c, want)
 	}
 	for _, bad := range [][]string{
 		{"--fault-rate", "1.5"}, {"--drop-rate", "-0.1"}, {"--delay", "uniform:3s-1s"}, {"--fault-mode", "sometimes"},
+		{"--truncate-batch-rate", "2"}, {"--page-error-rate", "x"},
 	} {
 		fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"encoding/json"
+	"hash/maphash"
 	"net/http"
 	"slices"
 	"strconv"
@@ -35,6 +36,28 @@ type Stats struct {
 	// Callbacks made (a 2xx answer), failed, and skipped because the
 	// callback_url was not a loopback address.
 	CallbacksSent, CallbacksFailed, CallbacksSkipped int
+	// SingleTasks counts the tasks created by POST /v3/task (they are in
+	// TasksCreated too).
+	SingleTasks int
+	// BatchesTruncated and Batches500AfterCreate count the accepted batches
+	// whose answer was cut short ([Config.TruncateBatchRate]) or replaced
+	// by a 500 ([Config.Batch500AfterCreateRate]) after their tasks were
+	// created.
+	BatchesTruncated, Batches500AfterCreate int
+	// Items counts the distinct items tasks were created for. An item is
+	// a target, an input value and the parameters set with it, other than
+	// callback_url and passthrough (which say where the outcome goes, not
+	// what is scraped).
+	Items int
+	// DuplicateSubmissions counts the tasks created for an item that
+	// already had one: the tasks paid for twice (or more), resubmissions of
+	// faulted or expired tasks included. 0 proves that no item was ever
+	// submitted twice.
+	DuplicateSubmissions int
+	// Duplicates gives, for each item created more than once, how many
+	// tasks were created for it. Its key reads `TARGET FIELD {PARAMS}
+	// INPUT` (INPUT last, as sent).
+	Duplicates map[string]int
 }
 
 // WaitSummary describes a set of waits.
@@ -69,6 +92,33 @@ type counters struct {
 	callbacksSent    int
 	callbacksFailed  int
 	callbacksSkipped int
+	singles          int
+	truncated        int
+	batch500s        int
+	items            map[uint64]uint32 // tasks created per item, by hash (see countItem)
+	dups             map[uint64]string // the items created more than once, spelled out
+	duplicates       int               // the tasks beyond the first of each item
+}
+
+// countItem counts one task created for input in group g. The count is
+// kept by a 64-bit hash of the item, not the item, so that a run of
+// millions of tasks keeps a few bytes per item: two items of a test's
+// thousands collide with a probability below 1e-12.
+func (c *counters) countItem(g *group, input string) {
+	h := maphash.String(itemSeed, input) ^ splitmix(g.itemHash)
+	if c.items == nil {
+		c.items = make(map[uint64]uint32)
+	}
+	c.items[h]++
+	if c.items[h] > 1 {
+		c.duplicates++
+		if c.dups == nil {
+			c.dups = make(map[uint64]string)
+		}
+		if _, ok := c.dups[h]; !ok {
+			c.dups[h] = g.item + " " + input
+		}
+	}
 }
 
 func (s *Server) count(method string, rt route, status int) {
@@ -113,6 +163,16 @@ func (s *Server) Stats() Stats {
 		CallbacksSent:    s.st.callbacksSent,
 		CallbacksFailed:  s.st.callbacksFailed,
 		CallbacksSkipped: s.st.callbacksSkipped,
+
+		SingleTasks:           s.st.singles,
+		BatchesTruncated:      s.st.truncated,
+		Batches500AfterCreate: s.st.batch500s,
+		Items:                 len(s.st.items),
+		DuplicateSubmissions:  s.st.duplicates,
+		Duplicates:            make(map[string]int, len(s.st.dups)),
+	}
+	for h, item := range s.st.dups {
+		st.Duplicates[item] = int(s.st.items[h])
 	}
 	if s.st.created > 0 {
 		st.LastCompletion = time.Unix(0, s.st.lastDue)
@@ -162,7 +222,7 @@ func summarize64(w []int64) WaitSummary {
 func (s *Server) serveStats(w http.ResponseWriter) {
 	body, err := json.Marshal(s.Stats())
 	if err != nil {
-		writeErrorBody(w, http.StatusInternalServerError, err.Error())
+		s.writeErrorBody(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	writeBody(w, http.StatusOK, body)

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -16,29 +18,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/decodo-batch/decodo-batch/decodo/internal/schema"
 	"github.com/decodo-batch/decodo-batch/io/jsonstr"
 )
-
-// targetTakesQuery is the official SDK's target table (Decodo/sdk-go targets.go): true
-// for the targets that take a query, false for those that take a url.
-var targetTakesQuery = map[string]bool{}
-
-func init() {
-	for _, t := range []string{"universal", "google", "bing", "amazon", "ecommerce", "walmart", "target",
-		"bbb", "autotrader", "mobile", "airbnb", "apple_app_store", "tiktok", "tiktok_post", "reddit_post",
-		"reddit_subreddit", "reddit_user"} {
-		targetTakesQuery[t] = false
-	}
-	for _, t := range []string{"google_search", "google_ai_mode", "google_ads", "google_lens", "google_maps",
-		"google_suggest", "google_shopping_search", "google_shopping_product", "google_travel_hotels",
-		"google_trends_explore", "bing_search", "amazon_product", "amazon_pricing", "amazon_search",
-		"amazon_sellers", "amazon_bestsellers", "walmart_search", "target_search", "lowes_search",
-		"instagram_graphql_profile", "tiktok_shop_search", "youtube_video", "youtube_metadata",
-		"youtube_search", "youtube_search_max", "youtube_subtitles", "youtube_transcript",
-		"youtube_channel"} {
-		targetTakesQuery[t] = true
-	}
-}
 
 // taskDefaults are the parameters of the example task object, in its order,
 // with their values when the request does not set them.
@@ -52,12 +34,21 @@ var taskDefaults = [...]struct{ key, value string }{
 	{"headers_cookies_policy", "false"},
 }
 
-// notEchoed are request keys the task object spells out itself, or that are
-// the server's to set.
-var notEchoed = map[string]bool{
-	"target": true, "url": true, "query": true, "id": true, "status": true,
-	"created_at": true, "updated_at": true,
-}
+// inputKeys are the input fields of the targets, in the order errors name
+// them.
+var inputKeys = [...]string{"url", "query", "prompt", "product_id"}
+
+// notEchoed are request keys the task object spells out itself.
+var notEchoed = map[string]bool{"target": true, "url": true, "query": true, "prompt": true, "product_id": true}
+
+// notItem are the parameters that say where and how a task's outcome is
+// delivered, not what is scraped: two submissions differing only in them
+// ask for the same item (see [Stats.DuplicateSubmissions]).
+var notItem = map[string]bool{"callback_url": true, "passthrough": true, "passtrough": true}
+
+// passtrough is the spelling of passthrough in Decodo's published callback
+// example; the sandbox takes it for every target, like passthrough.
+var passtrough = schema.Param{Name: "passtrough", Type: schema.ParamString}
 
 // submission is a validated request: the group its tasks share (without
 // its creation time) and one input per task.
@@ -115,6 +106,13 @@ func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request, token strin
 		return
 	}
 	first := s.create(arrived, sub, batch)
+	if batch && s.chance(s.cfg.Batch500AfterCreateRate) {
+		s.mu.Lock()
+		s.st.batch500s++
+		s.mu.Unlock()
+		s.fail(w, r, rt, &apiError{status: http.StatusInternalServerError, message: "sandbox: injected Internal Server Error after the tasks were created"})
+		return
+	}
 	n := len(sub.inputs)
 	out := make([]byte, 0, 256+n*(900+len(sub.group.params)))
 	created := sub.group.created
@@ -143,8 +141,35 @@ func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request, token strin
 		}
 		out = append(out, `],"errors":[]}`...)
 	}
+	if batch && s.chance(s.cfg.TruncateBatchRate) {
+		s.mu.Lock()
+		s.st.truncated++
+		s.countLocked(r.Method, rt, http.StatusOK)
+		s.mu.Unlock()
+		s.writeTruncated(w, s.indent(out), s.pick(2) == 0)
+		return
+	}
 	s.count(r.Method, rt, http.StatusOK)
-	writeBody(w, http.StatusOK, out)
+	s.answer(w, http.StatusOK, out)
+}
+
+// writeTruncated answers 200 with the first half of body: as a complete
+// HTTP answer whose JSON stops short, or, when cut, announcing the whole
+// length and closing the connection after the half.
+func (s *Server) writeTruncated(w http.ResponseWriter, body []byte, cut bool) {
+	half := body[:len(body)/2]
+	if !cut {
+		writeBody(w, http.StatusOK, half)
+		return
+	}
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	w.WriteHeader(http.StatusOK)
+	// A handler that wrote less than the length it announced makes
+	// net/http send what was written and close the connection: the client
+	// reads half a body, then an unexpected EOF. Whatever wraps w.
+	w.Write(half) //nolint:errcheck // the client is gone; nothing to do
 }
 
 // pace answers 429 when a batch of token arriving at t comes too soon after
@@ -171,42 +196,38 @@ func (s *Server) pace(token string, t time.Time) *apiError {
 	}
 }
 
-// parse validates a request body. Any bad item refuses the whole request,
-// with every bad item named in the errors.
+// parse validates a request body against the target's entry in the table
+// of targets. Any bad item or parameter refuses the whole request, with
+// every bad item named in the errors.
 func (s *Server) parse(body []byte, batch bool) (*submission, *apiError) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
 		return nil, invalid("request body must be a JSON object", itemError{Field: "body", Message: "not a JSON object"})
 	}
-	target := "universal"
+	name := "universal"
 	if raw, ok := present(fields, "target"); ok {
-		if err := json.Unmarshal(raw, &target); err != nil {
+		if err := json.Unmarshal(raw, &name); err != nil {
 			return nil, invalid("target must be a string", itemError{Field: "target", Value: clip(string(raw)), Message: "not a string"})
 		}
 	}
-	takesQuery, known := targetTakesQuery[target]
+	tg, known := schema.Lookup(name)
 	if !known {
-		return nil, invalid(fmt.Sprintf("unknown target %q", target), itemError{Field: "target", Value: clip(target), Message: "unknown target"})
+		msg := "unknown target"
+		if near := schema.Nearest(name, targetNames); near != "" {
+			msg += "; did you mean " + near + "?"
+		}
+		return nil, invalid(fmt.Sprintf("unknown target %q", name), itemError{Field: "target", Value: clip(name), Message: msg})
 	}
-	urlRaw, hasURL := present(fields, "url")
-	queryRaw, hasQuery := present(fields, "query")
-	switch {
-	case hasURL && hasQuery:
-		return nil, invalid("url and query are mutually exclusive", itemError{Field: "query", Message: "set only one of url and query"})
-	case !hasURL && !hasQuery:
-		return nil, invalid("url or query is required", itemError{Field: "url", Message: "set one of url and query"})
-	case hasURL && takesQuery:
-		return nil, invalid(fmt.Sprintf("target %q takes a query, not a url", target), itemError{Field: "url", Message: "target " + target + " takes a query"})
-	case hasQuery && !takesQuery:
-		return nil, invalid(fmt.Sprintf("target %q takes a url, not a query", target), itemError{Field: "query", Message: "target " + target + " takes a url"})
-	}
-	field, raw := "url", urlRaw
-	if hasQuery {
-		field, raw = "query", queryRaw
+	field, raw, e := inputOf(fields, tg, batch)
+	if e != nil {
+		return nil, e
 	}
 
 	var inputs []string
-	if batch {
+	switch {
+	case tg.Input == schema.InputNone:
+		inputs = []string{""}
+	case batch:
 		if err := json.Unmarshal(raw, &inputs); err != nil {
 			return nil, invalid(field+" must be an array of strings in a batch", itemError{Field: field, Message: "not an array of strings"})
 		}
@@ -217,7 +238,7 @@ func (s *Server) parse(body []byte, batch bool) (*submission, *apiError) {
 			return nil, invalid(fmt.Sprintf("too many items: %d (at most %d)", len(inputs), s.cfg.MaxItems),
 				itemError{Field: field, Value: strconv.Itoa(len(inputs)), Message: fmt.Sprintf("at most %d items", s.cfg.MaxItems)})
 		}
-	} else {
+	default:
 		var one string
 		if err := json.Unmarshal(raw, &one); err != nil {
 			return nil, invalid(field+" must be a string", itemError{Field: field, Value: clip(string(raw)), Message: "not a string"})
@@ -226,23 +247,73 @@ func (s *Server) parse(body []byte, batch bool) (*submission, *apiError) {
 	}
 
 	var errs []itemError
-	for i, in := range inputs {
-		msg := checkInput(hasQuery, in)
-		if msg == "" {
-			continue
+	if tg.Input != schema.InputNone {
+		for i, in := range inputs {
+			msg := checkInput(tg.Input, in)
+			if msg == "" {
+				continue
+			}
+			name := field
+			if batch {
+				name = field + "[" + strconv.Itoa(i) + "]"
+			}
+			errs = append(errs, itemError{Field: name, Value: clip(in), Message: msg})
 		}
-		name := field
-		if batch {
-			name = field + "[" + strconv.Itoa(i) + "]"
-		}
-		errs = append(errs, itemError{Field: name, Value: clip(in), Message: msg})
 	}
-	g, perrs := buildGroup(fields, target, hasQuery)
+	g, perrs := buildGroup(fields, tg, s.cfg.AllowUnknownParams)
 	errs = append(errs, perrs...)
 	if len(errs) > 0 {
 		return nil, &apiError{status: http.StatusBadRequest, message: summarize(errs), errors: errs}
 	}
 	return &submission{group: g, inputs: inputs}, nil
+}
+
+// targetNames are the names of all targets, for "did you mean".
+var targetNames = func() []string {
+	var names []string
+	for _, t := range schema.Targets() {
+		names = append(names, t.Name)
+	}
+	return names
+}()
+
+// inputOf finds the input field of a request for target tg: exactly the one
+// field tg takes (none for a target that takes none), and in a batch only a
+// url or a query. It returns the field's name and raw value.
+func inputOf(fields map[string]json.RawMessage, tg *schema.Target, batch bool) (string, json.RawMessage, *apiError) {
+	var set []string
+	for _, k := range inputKeys {
+		if _, ok := present(fields, k); ok {
+			set = append(set, k)
+		}
+	}
+	want := tg.Input.String()
+	switch {
+	case len(set) > 1:
+		return "", nil, invalid(set[0]+" and "+set[1]+" are mutually exclusive",
+			itemError{Field: set[1], Message: "set only one of " + strings.Join(set, ", ")})
+	case tg.Input == schema.InputNone && len(set) == 1:
+		return "", nil, invalid(fmt.Sprintf("target %q takes no url, query, prompt or product_id", tg.Name),
+			itemError{Field: set[0], Message: "target " + tg.Name + " takes no " + set[0]})
+	case tg.Input != schema.InputNone && len(set) == 0:
+		return "", nil, invalid(fmt.Sprintf("%s is required: target %q takes a %s", want, tg.Name, want),
+			itemError{Field: want, Message: "target " + tg.Name + " takes a " + want})
+	case len(set) == 1 && set[0] != want:
+		return "", nil, invalid(fmt.Sprintf("target %q takes a %s, not a %s", tg.Name, want, set[0]),
+			itemError{Field: set[0], Message: "target " + tg.Name + " takes a " + want})
+	}
+	if batch && !tg.Input.Batchable() {
+		what := "a " + want
+		if tg.Input == schema.InputNone {
+			what = "no url or query"
+		}
+		msg := fmt.Sprintf("target %q takes %s: a batch takes only url or query arrays; submit each task with POST /v3/task", tg.Name, what)
+		return "", nil, invalid(msg, itemError{Field: "target", Value: tg.Name, Message: "not batchable: the target takes " + what})
+	}
+	if tg.Input == schema.InputNone {
+		return "", nil, nil
+	}
+	return want, fields[want], nil
 }
 
 // present returns a field's raw value unless it is missing or null.
@@ -297,25 +368,26 @@ func clip(s string) string {
 	return s[:cut] + "..."
 }
 
-// checkInput returns why a url or query is refused, or "".
-func checkInput(query bool, in string) string {
-	if strings.Contains(in, invalidHook) {
+// checkInput returns why the input of a task is refused, or "".
+func checkInput(in schema.Input, s string) string {
+	if strings.Contains(s, invalidHook) {
 		return "refused by the sandbox (the item contains " + invalidHook + ")"
 	}
-	n := utf8.RuneCountInString(in)
-	if query {
-		if strings.TrimSpace(in) == "" {
-			return "query is empty"
+	if in == schema.InputURL {
+		if n := utf8.RuneCountInString(s); n > schema.MaxURLLen {
+			return fmt.Sprintf("url is %d characters long (at most %d)", n, schema.MaxURLLen)
 		}
-		if n > maxQueryLen {
-			return fmt.Sprintf("query is %d characters long (at most %d)", n, maxQueryLen)
+		return checkURL(s)
+	}
+	if strings.TrimSpace(s) == "" {
+		return in.String() + " is empty"
+	}
+	if limit := in.MaxLen(); limit > 0 {
+		if n := utf8.RuneCountInString(s); n > limit {
+			return fmt.Sprintf("%s is %d characters long (at most %d)", in, n, limit)
 		}
-		return ""
 	}
-	if n > maxURLLen {
-		return fmt.Sprintf("url is %d characters long (at most %d)", n, maxURLLen)
-	}
-	return checkURL(in)
+	return ""
 }
 
 // checkURL returns why s is not an absolute http(s) URL with a host, or "".
@@ -337,32 +409,46 @@ func checkURL(s string) string {
 }
 
 // buildGroup validates the parameters shared by the tasks of a submission
-// and renders them as the task object echoes them.
-func buildGroup(fields map[string]json.RawMessage, target string, query bool) (*group, []itemError) {
-	g := &group{target: target, query: query, pageCount: 1}
+// against tg's table and renders them as the task object echoes them.
+// A parameter tg does not take is refused unless allowUnknown, and then
+// echoed without a check or any effect.
+func buildGroup(fields map[string]json.RawMessage, tg *schema.Target, allowUnknown bool) (*group, []itemError) {
+	g := &group{target: tg.Name, input: tg.Input, pageCount: 1}
 	var errs []itemError
-	bad := func(key string, raw json.RawMessage, msg string) {
-		errs = append(errs, itemError{Field: key, Value: clip(string(raw)), Message: msg})
-	}
 	for key, raw := range fields {
 		if notEchoed[key] || string(raw) == "null" {
 			continue
 		}
-		if msg := checkParam(key, raw); msg != "" {
-			bad(key, raw, msg)
+		p, known := tg.Param(key)
+		if !known && key == passtrough.Name {
+			p, known = &passtrough, true
+		}
+		if !known {
+			if allowUnknown {
+				continue
+			}
+			msg := "unknown parameter for target " + tg.Name
+			if near := schema.Nearest(key, tg.ParamNames()); near != "" {
+				msg += "; did you mean " + near + "?"
+			}
+			errs = append(errs, itemError{Field: key, Value: clip(string(raw)), Message: msg})
+			continue
+		}
+		if msg := checkParam(p, raw); msg != "" {
+			errs = append(errs, itemError{Field: key, Value: clip(string(raw)), Message: msg})
 			continue
 		}
 		switch key {
 		case "page_count":
-			json.Unmarshal(raw, &g.pageCount) //nolint:errcheck // checked by checkParam
+			var f float64
+			json.Unmarshal(raw, &f) //nolint:errcheck // checked by checkParam
+			g.pageCount = int(f)
 		case "parse":
 			json.Unmarshal(raw, &g.parse) //nolint:errcheck
 		case "markdown":
 			json.Unmarshal(raw, &g.markdown) //nolint:errcheck
 		case "callback_url":
-			var cb string
-			json.Unmarshal(raw, &cb) //nolint:errcheck
-			g.callback = cb
+			json.Unmarshal(raw, &g.callback) //nolint:errcheck
 		}
 	}
 	slices.SortFunc(errs, func(a, b itemError) int { return strings.Compare(a.Field, b.Field) })
@@ -379,7 +465,8 @@ func buildGroup(fields map[string]json.RawMessage, target string, query bool) (*
 		}
 	}
 	// Keys outside the example object (markdown, callback_url, passthrough,
-	// proxy_pool, or ones this sandbox does not know) are echoed as sent.
+	// proxy_pool, a target's own, or unknown ones let through) are echoed
+	// as sent, sorted.
 	var extra []string
 	for key := range fields {
 		if !notEchoed[key] && !isDefault(key) {
@@ -394,8 +481,41 @@ func buildGroup(fields map[string]json.RawMessage, target string, query bool) (*
 		json.Compact(&p, fields[key]) //nolint:errcheck
 	}
 	g.params = p.Bytes()
+	g.item, g.itemHash = itemOf(fields, tg)
 	return g, errs
 }
+
+// itemOf returns what identifies the item of a submission besides its
+// input: the target, the input field and the parameters that were set,
+// other than those of delivery (notItem), as a JSON object with sorted
+// keys; and a hash of it.
+func itemOf(fields map[string]json.RawMessage, tg *schema.Target) (string, uint64) {
+	keys := make([]string, 0, len(fields))
+	for key, raw := range fields {
+		if !notEchoed[key] && !notItem[key] && string(raw) != "null" {
+			keys = append(keys, key)
+		}
+	}
+	slices.Sort(keys)
+	var b bytes.Buffer
+	b.WriteString(tg.Name)
+	b.WriteByte(' ')
+	b.WriteString(tg.Input.String())
+	b.WriteString(" {")
+	for i, key := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(jsonstr.Append(nil, key))
+		b.WriteByte(':')
+		json.Compact(&b, fields[key]) //nolint:errcheck // raw came from the decoder
+	}
+	b.WriteByte('}')
+	return b.String(), maphash.Bytes(itemSeed, b.Bytes())
+}
+
+// itemSeed seeds the hashes of items; they live only in this process.
+var itemSeed = maphash.MakeSeed()
 
 func isDefault(key string) bool {
 	for _, d := range taskDefaults {
@@ -406,71 +526,50 @@ func isDefault(key string) bool {
 	return false
 }
 
-// checkParam returns why a documented parameter's value is refused, or "".
-// Undocumented parameters pass: the real API's list is longer than ours.
-func checkParam(key string, raw json.RawMessage) string {
-	switch key {
-	case "geo", "locale", "domain", "session_id", "device_type", "http_method":
+// checkParam returns why a parameter's value breaks p's rule in the table,
+// or "". Beyond the schemas' types the sandbox checks what the API would
+// have to: a callback_url is an http(s) URL, a payload is base64.
+func checkParam(p *schema.Param, raw json.RawMessage) string {
+	bad := "must be " + p.Rule()
+	switch p.Type {
+	case schema.ParamString:
 		var v string
 		if json.Unmarshal(raw, &v) != nil {
-			return "must be a string"
+			return bad
 		}
-	case "headless":
-		return checkEnum(raw, "html", "png")
-	case "proxy_pool":
-		return checkEnum(raw, "standard", "premium")
-	case "parse", "markdown", "force_headers", "force_cookies":
+		if len(p.Enum) > 0 && !slices.Contains(p.Enum, v) {
+			return bad
+		}
+		switch p.Name {
+		case "callback_url":
+			return checkURL(v)
+		case "payload":
+			if _, err := base64.StdEncoding.DecodeString(v); err != nil {
+				return "must be a base64 string"
+			}
+		}
+	case schema.ParamBool:
 		var v bool
 		if json.Unmarshal(raw, &v) != nil {
-			return "must be true or false"
+			return bad
 		}
-	case "page_from":
-		return checkInt(raw, 0, 100)
-	case "limit":
-		return checkInt(raw, 0, 100)
-	case "page_count":
-		return checkInt(raw, 1, 10)
-	case "headers", "cookies":
-		if c := firstByte(raw); c != '{' && c != '[' {
-			return "must be an object or an array"
+	case schema.ParamNumber:
+		var v float64
+		if json.Unmarshal(raw, &v) != nil || math.IsInf(v, 0) ||
+			(p.Integer && v != math.Trunc(v)) ||
+			(p.Min != nil && v < *p.Min) || (p.Max != nil && v > *p.Max) {
+			return bad
 		}
-	case "successful_status_codes":
-		var v []int
-		if json.Unmarshal(raw, &v) != nil {
-			return "must be an array of numbers"
+	case schema.ParamObject:
+		// The API's own task object writes an empty one as [].
+		if c := firstByte(raw); c != '{' && string(bytes.TrimSpace(raw)) != "[]" {
+			return bad
 		}
-	case "payload":
-		var v string
-		if json.Unmarshal(raw, &v) != nil {
-			return "must be a base64 string"
+	case schema.ParamArray:
+		var v []float64
+		if firstByte(raw) != '[' || json.Unmarshal(raw, &v) != nil {
+			return bad
 		}
-		if _, err := base64.StdEncoding.DecodeString(v); err != nil {
-			return "must be a base64 string"
-		}
-	case "callback_url":
-		var v string
-		if json.Unmarshal(raw, &v) != nil {
-			return "must be a string"
-		}
-		if msg := checkURL(v); msg != "" {
-			return msg
-		}
-	}
-	return ""
-}
-
-func checkEnum(raw json.RawMessage, allowed ...string) string {
-	var v string
-	if json.Unmarshal(raw, &v) != nil || !slices.Contains(allowed, v) {
-		return "must be one of " + strings.Join(allowed, ", ")
-	}
-	return ""
-}
-
-func checkInt(raw json.RawMessage, lo, hi int) string {
-	var v int
-	if json.Unmarshal(raw, &v) != nil || v < lo || v > hi {
-		return fmt.Sprintf("must be a whole number from %d to %d", lo, hi)
 	}
 	return ""
 }
@@ -513,6 +612,8 @@ func (s *Server) create(arrived time.Time, sub *submission, batch bool) uint64 {
 	if batch {
 		s.st.batches++
 		s.st.batchTimes = append(s.st.batchTimes, arrived)
+	} else {
+		s.st.singles += n
 	}
 	if skipCallback {
 		s.st.callbacksSkipped += n
@@ -537,8 +638,9 @@ func (s *Server) create(arrived time.Time, sub *submission, batch bool) uint64 {
 		s.st.firstCreated = now
 	}
 	for _, in := range sub.inputs {
-		// Every task draws the same four numbers, whatever the rates, so
-		// that a seed gives the same delays under any fault settings.
+		// Every task draws the same four numbers, and a task of several
+		// pages one more, whatever the rates, so that a seed gives the same
+		// delays under any fault settings.
 		d := s.cfg.Delay.sample(s.rand)
 		faulted := s.rand.Float64() < s.cfg.FaultRate
 		targetErr := s.rand.Float64() < s.cfg.TargetErrorRate
@@ -550,6 +652,10 @@ func (s *Server) create(arrived time.Time, sub *submission, batch bool) uint64 {
 		case targetErr:
 			t.code = [2]int16{http.StatusNotFound, http.StatusInternalServerError}[alt]
 		}
+		if g.pageCount > 1 {
+			t.pages = pageFaults(s.rand.Uint64(), g.pageCount, s.cfg.PageErrorRate)
+		}
+		s.st.countItem(g, in)
 		s.tasks[id] = t
 		s.st.pushDue(t.due, faulted)
 		if g.callback != "" && !s.closed {
@@ -559,6 +665,26 @@ func (s *Server) create(arrived time.Time, sub *submission, batch bool) uint64 {
 	}
 	s.st.created += n
 	return first
+}
+
+// pageFaults draws, from one random number, which of n pages fail at rate:
+// 2 bits a page, from the first, as [task.pages] keeps them.
+func pageFaults(r uint64, n int, rate float64) uint32 {
+	var pages uint32
+	for i := range n {
+		x := splitmix(r + uint64(i)*0x9e3779b97f4a7c15)
+		if float64(x>>11)/(1<<53) < rate {
+			pages |= uint32(1+x&1) << (2 * i) // 1: 404, 2: 500
+		}
+	}
+	return pages
+}
+
+// splitmix is the finalizer of SplitMix64: a well-mixed function of x.
+func splitmix(x uint64) uint64 {
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 // nextIDs reserves n consecutive ids. Like the API's (the example id

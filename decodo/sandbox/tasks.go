@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/decodo-batch/decodo-batch/decodo/internal/schema"
 	"github.com/decodo-batch/decodo-batch/io/jsonstr"
 )
 
@@ -49,7 +50,7 @@ func (s *Server) serveTask(w http.ResponseWriter, r *http.Request, rt route, idS
 		return
 	case status != http.StatusOK:
 		msg := "task " + idStr + " faulted"
-		writeErrorBody(w, status, msg)
+		s.writeErrorBody(w, status, msg)
 		return
 	}
 
@@ -67,23 +68,23 @@ func (s *Server) serveTask(w http.ResponseWriter, r *http.Request, rt route, idS
 	} else {
 		b = s.appendResults(b, id, &t)
 	}
-	writeBody(w, http.StatusOK, b)
+	s.answer(w, http.StatusOK, b)
 	*bp = b
 	putBuf(bp)
 }
 
 func (s *Server) writeNotFound(w http.ResponseWriter, id string) {
-	writeErrorBody(w, http.StatusNotFound, "task "+clip(id)+" not found")
+	s.writeErrorBody(w, http.StatusNotFound, "task "+clip(id)+" not found")
 }
 
 // writeErrorBody writes an error answer without reflection; msg is plain
 // ASCII text or is escaped here.
-func writeErrorBody(w http.ResponseWriter, status int, msg string) {
+func (s *Server) writeErrorBody(w http.ResponseWriter, status int, msg string) {
 	b := make([]byte, 0, 64+len(msg))
 	b = append(b, `{"status":"error","message":`...)
 	b = jsonstr.Append(b, msg)
 	b = append(b, `,"errors":[]}`...)
-	writeBody(w, status, b)
+	s.answer(w, status, b)
 }
 
 const timeLayout = "2006-01-02 15:04:05"
@@ -101,13 +102,22 @@ func appendTask(b []byte, id uint64, g *group, input, status string, updated int
 	b = append(b, status...)
 	b = append(b, `","target":`...)
 	b = jsonstr.Append(b, g.target)
-	if g.query {
-		b = append(b, `,"url":"","query":`...)
-		b = jsonstr.Append(b, input)
-	} else {
+	// The example object has url and query whatever the target; a prompt
+	// or a product_id comes after them.
+	switch g.input {
+	case schema.InputURL:
 		b = append(b, `,"url":`...)
 		b = jsonstr.Append(b, input)
 		b = append(b, `,"query":""`...)
+	case schema.InputQuery:
+		b = append(b, `,"url":"","query":`...)
+		b = jsonstr.Append(b, input)
+	case schema.InputPrompt, schema.InputProductID:
+		b = append(b, `,"url":"","query":"",`...)
+		b = appendKey(b, g.input)
+		b = jsonstr.Append(b, input)
+	default:
+		b = append(b, `,"url":"","query":""`...)
 	}
 	b = append(b, g.params...)
 	b = append(b, `,"created_at":"`...)
@@ -117,7 +127,16 @@ func appendTask(b []byte, id uint64, g *group, input, status string, updated int
 	return append(b, `"}`...)
 }
 
-// appendResults renders the results of a done task, one entry per page.
+// appendKey appends `"field":` for input field in.
+func appendKey(b []byte, in schema.Input) []byte {
+	b = append(b, '"')
+	b = append(b, in.String()...)
+	return append(b, `":`...)
+}
+
+// appendResults renders the results of a done task, one entry per page,
+// each with its own status_code, headers and cookies. A task of several
+// pages says which in a header and a cookie of each.
 func (s *Server) appendResults(b []byte, id uint64, t *task) []byte {
 	g := t.group
 	ctype := `"text/html; charset=utf-8"`
@@ -135,18 +154,25 @@ func (s *Server) appendResults(b []byte, id uint64, t *task) []byte {
 		b = append(b, `{"content":`...)
 		b = s.appendContent(b, id, t, page)
 		b = append(b, `,"status_code":`...)
-		b = strconv.AppendInt(b, int64(t.code), 10)
-		if g.query {
-			b = append(b, `,"query":`...)
-		} else {
-			b = append(b, `,"url":`...)
+		b = strconv.AppendInt(b, int64(t.pageCode(page)), 10)
+		if g.input != schema.InputNone {
+			b = append(b, ',')
+			b = appendKey(b, g.input)
+			b = jsonstr.Append(b, t.input)
 		}
-		b = jsonstr.Append(b, t.input)
 		b = append(b, `,"task_id":"`...)
 		b = strconv.AppendUint(b, id, 10)
 		b = append(b, `","headers":{"content-type":`...)
 		b = append(b, ctype...)
-		b = append(b, `},"cookies":[],"created_at":"`...)
+		if g.pageCount > 1 {
+			b = append(b, `,"x-sandbox-page":"`...)
+			b = strconv.AppendInt(b, int64(page), 10)
+			b = append(b, `"},"cookies":[{"key":"sandbox_page","value":"`...)
+			b = strconv.AppendInt(b, int64(page), 10)
+			b = append(b, `"}],"created_at":"`...)
+		} else {
+			b = append(b, `},"cookies":[],"created_at":"`...)
+		}
 		b = append(b, g.createdAt...)
 		b = append(b, `","updated_at":"`...)
 		b = appendTime(b, t.due)
@@ -156,25 +182,25 @@ func (s *Server) appendResults(b []byte, id uint64, t *task) []byte {
 }
 
 // appendContent renders one page's content: HTML by default, markdown with
-// markdown=true, a JSON object with parse=true. Each holds the url or query
+// markdown=true, a JSON object with parse=true. Each holds the task's input
 // verbatim and is padded with the shared filler to about ContentSize bytes.
 func (s *Server) appendContent(b []byte, id uint64, t *task, page int) []byte {
 	g := t.group
 	start := len(b)
+	code := int64(t.pageCode(page))
 	if g.parse {
 		b = append(b, '{')
-		if g.query {
-			b = append(b, `"query":`...)
-		} else {
-			b = append(b, `"url":`...)
+		if g.input != schema.InputNone {
+			b = appendKey(b, g.input)
+			b = jsonstr.Append(b, t.input)
+			b = append(b, ',')
 		}
-		b = jsonstr.Append(b, t.input)
-		b = append(b, `,"task_id":"`...)
+		b = append(b, `"task_id":"`...)
 		b = strconv.AppendUint(b, id, 10)
 		b = append(b, `","page":`...)
 		b = strconv.AppendInt(b, int64(page), 10)
 		b = append(b, `,"status_code":`...)
-		b = strconv.AppendInt(b, int64(t.code), 10)
+		b = strconv.AppendInt(b, code, 10)
 		b = append(b, `,"results":{"title":"Decodo sandbox","text":"`...)
 		b = s.appendFiller(b, start, len(`"}},"parse_status_code":12000}`))
 		return append(b, `"},"parse_status_code":12000}`...)
@@ -188,7 +214,7 @@ func (s *Server) appendContent(b []byte, id uint64, t *task, page int) []byte {
 		b = append(b, ` page `...)
 		b = strconv.AppendInt(b, int64(page), 10)
 		b = append(b, ` status `...)
-		b = strconv.AppendInt(b, int64(t.code), 10)
+		b = strconv.AppendInt(b, code, 10)
 		b = append(b, `\n\n`...)
 		suffix = `\n"`
 	} else {
@@ -199,7 +225,7 @@ func (s *Server) appendContent(b []byte, id uint64, t *task, page int) []byte {
 		b = append(b, ` page `...)
 		b = strconv.AppendInt(b, int64(page), 10)
 		b = append(b, ` status `...)
-		b = strconv.AppendInt(b, int64(t.code), 10)
+		b = strconv.AppendInt(b, code, 10)
 		b = append(b, `</p><p>`...)
 		suffix = `</p></body></html>"`
 	}

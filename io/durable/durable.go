@@ -132,9 +132,14 @@ func ReplaceFile(path string, data []byte, perm fs.FileMode) (*os.File, error) {
 			err = os.Rename(tmp, path)
 		}
 	}
+	f.Close()
 	if err != nil {
-		f.Close()
 		os.Remove(tmp)
+		return nil, err
+	}
+	// Opened again under its name, so that errors and the fsync seam
+	// name the file as it is now.
+	if f, err = os.OpenFile(path, os.O_RDWR, 0); err != nil {
 		return nil, err
 	}
 	return f, SyncDir(filepath.Dir(path))

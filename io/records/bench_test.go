@@ -169,9 +169,9 @@ func BenchmarkJSONLStdlibMap(b *testing.B) {
 // interning never hits and every row builds and allocates its Params.
 func BenchmarkCSVParams(b *testing.B) {
 	var buf bytes.Buffer
-	buf.WriteString("url,id,geo,page_count,parse,session_id\n")
+	buf.WriteString("query,target,id,geo,page_count,parse,session_id\n")
 	for i := range benchRows {
-		fmt.Fprintf(&buf, "https://example.com/%d,%d,%s,%d,%t,s%d\n", i, i, geos[i%len(geos)], i%10+1, i%2 == 0, i)
+		fmt.Fprintf(&buf, "query %d,google_search,%d,%s,%d,%t,s%d\n", i, i, geos[i%len(geos)], i%10+1, i%2 == 0, i)
 	}
 	benchRead(b, buf.Bytes(), "csv", benchRows)
 }

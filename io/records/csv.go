@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/decodo-batch/decodo-batch/decodo"
 )
 
 // A CSV input is read by one encoding/csv.Reader from the header to the
@@ -29,15 +31,15 @@ import (
 // column is what a CSV column holds.
 type column struct {
 	kind  colKind
-	param int // index in specs, for colParam
+	in    decodo.Input // for colInput
+	param int          // index in the reader's space, for colParam
 }
 
 type colKind uint8
 
 const (
 	colUnnamed colKind = iota // a column with an empty header: its cells must be empty
-	colURL
-	colQuery
+	colInput                  // url, query, prompt or product_id
 	colTarget
 	colID
 	colParam
@@ -47,6 +49,7 @@ type csvInput struct {
 	cr      *csv.Reader
 	m       meter
 	cols    []column // nil until the header is read
+	idCol   int      // the index of the id column, or -1
 	lineAdj int      // lines encoding/csv counted twice, one per cut (see skipCut)
 }
 
@@ -88,40 +91,39 @@ func (r *Reader) nextCSV() (Record, error) {
 	l, _ := c.cr.FieldPos(0)
 	line := c.line(l)
 	if c.tooLong(start, end) {
-		return Record{}, r.csvRowError(line, start, end, tooLongReason("record"))
+		return Record{}, r.csvRowError(line, "", start, end, tooLongReason("record"))
 	}
 	v := &r.v
 	v.reset()
+	if id := c.idCol; id >= 0 && id < len(fields) {
+		v.id = strings.TrimSpace(fields[id])
+		if !utf8.ValidString(v.id) {
+			v.id = ""
+		}
+	}
 	for i, f := range fields {
 		if !utf8.ValidString(f) {
-			return Record{}, r.csvRowError(line, start, end, notUTF8)
+			return Record{}, r.csvRowError(line, v.id, start, end, notUTF8)
 		}
 		f = strings.TrimSpace(f)
 		if f == "" {
 			continue // an empty cell is "not set"
 		}
 		switch col := c.cols[i]; col.kind {
-		case colURL:
-			v.url, v.hasURL = f, true
-		case colQuery:
-			v.query, v.hasQuery = f, true
+		case colInput:
+			v.setInput(col.in, f)
 		case colTarget:
 			v.target = f
-		case colID:
-			v.id = f
+		case colID: // read above
 		case colParam:
-			s, reason := parseCell(&specs[col.param], f)
-			if reason != "" {
-				return Record{}, r.csvRowError(line, start, end, reason)
-			}
-			v.params.put(col.param, s)
+			v.params.put(col.param, slot{s: f, form: formCell})
 		default:
-			return Record{}, r.csvRowError(line, start, end, "a value in column "+strconv.Itoa(i+1)+", which has no name in the header")
+			return Record{}, r.csvRowError(line, v.id, start, end, "a value in column "+strconv.Itoa(i+1)+", which has no name in the header")
 		}
 	}
 	rec := Record{Row: r.row, Line: line}
 	if reason := r.finish(v, &rec); reason != "" {
-		return Record{}, r.csvRowError(line, start, end, reason)
+		return Record{}, r.csvRowError(line, v.id, start, end, reason)
 	}
 	return rec, nil
 }
@@ -152,11 +154,11 @@ func (r *Reader) csvError(err error, n int, start, end int64) error {
 	case errors.Is(pe.Err, csv.ErrFieldCount):
 		reason = fmt.Sprintf("row has %d fields, the header has %d", n, len(c.cols))
 	}
-	return r.csvRowError(line, start, end, reason)
+	return r.csvRowError(line, "", start, end, reason)
 }
 
-func (r *Reader) csvRowError(line, start, end int64, reason string) *RowError {
-	return &RowError{Row: r.row, Line: line, Input: capInput(r.csv.m.raw(start, end)), Reason: reason}
+func (r *Reader) csvRowError(line int64, id string, start, end int64, reason string) *RowError {
+	return &RowError{Row: r.row, Line: line, ID: id, Input: capInput(r.csv.m.raw(start, end)), Reason: reason}
 }
 
 // csvFatal wraps a read error with the file name and the line being read.
@@ -164,9 +166,10 @@ func (r *Reader) csvFatal(err error) error {
 	return fmt.Errorf("%s: line %d: %w", r.name, r.csv.line(r.csv.m.lineNum+1), err)
 }
 
-// readHeader reads the header row and maps its columns. An unknown or
-// repeated column, or one naming neither url nor query, is fatal. An
-// input without a header is empty: io.EOF.
+// readHeader reads the header row and maps its columns. A column that no
+// target takes, a repeated one, or a header with no input field and no
+// target column where the rows need one is fatal. An input without a
+// header is empty: io.EOF.
 func (r *Reader) readHeader() error {
 	c := r.csv
 	names, _, _, err := c.read()
@@ -188,46 +191,58 @@ func (r *Reader) readHeader() error {
 	}
 	cols := make([]column, len(names))
 	seen := make(map[string]bool, len(names))
-	hasURL, hasQuery := false, false
+	idCol, hasInput, hasTarget := -1, false, false
 	for i, n := range names {
 		if !utf8.ValidString(n) {
 			return fmt.Errorf("%s: line %d: %w", r.name, line, ErrEncoding)
 		}
-		n = strings.ToLower(strings.TrimSpace(n))
-		switch n {
-		case "":
+		n = strings.TrimSpace(n)
+		lower := strings.ToLower(n)
+		var canon string
+		if in, ok := inputFields[lower]; ok {
+			cols[i], canon, hasInput = column{kind: colInput, in: in}, lower, true
+		} else if lower == keyTarget {
+			cols[i], canon, hasTarget = column{kind: colTarget}, lower, true
+		} else if lower == keyID {
+			cols[i], canon, idCol = column{kind: colID}, lower, i
+		} else if p, ok := r.columnParam(n, lower); ok {
+			cols[i], canon = column{kind: colParam, param: p}, r.space.defs[p].name
+		} else if n == "" {
 			cols[i] = column{kind: colUnnamed}
 			continue
-		case "url":
-			cols[i], hasURL = column{kind: colURL}, true
-		case "query":
-			cols[i], hasQuery = column{kind: colQuery}, true
-		case "target":
-			cols[i] = column{kind: colTarget}
-		case "id":
-			cols[i] = column{kind: colID}
-		default:
-			p, ok := specIndex[n]
-			if !ok {
-				hint := ""
-				if strings.Contains(n, "://") || strings.Contains(n, ".") {
-					hint = " (is the header row missing?)"
-				}
-				return fmt.Errorf("%s: line %d: %w %q in the header%s; known columns: url, query, target, id, %s",
-					r.name, line, ErrUnknownColumn, capString(names[i], 120), hint, paramNames())
+		} else {
+			hint := didYouMean(decodo.Nearest(lower, r.space.names)) + ": no target takes it (--allow-param " + quoteName(n) + " passes it through unchecked)"
+			if strings.Contains(n, "://") || strings.Contains(n, ".") {
+				hint = " (is the header row missing?)"
 			}
-			cols[i] = column{kind: colParam, param: p}
+			return fmt.Errorf("%s: line %d: %w %q in the header%s", r.name, line, ErrUnknownColumn, capString(names[i], 120), hint)
 		}
-		if seen[n] {
-			return fail("column %q appears twice", n)
+		if seen[canon] {
+			return fail("column %q appears twice", canon)
 		}
-		seen[n] = true
+		seen[canon] = true
 	}
-	if !hasURL && !hasQuery {
-		return fail("it has neither a url nor a query column")
+	if !hasInput && !hasTarget {
+		// Every row would be rejected, unless the default target takes no
+		// input field.
+		ti, _ := r.space.target(r.opt.DefaultTarget)
+		if ti == nil || ti.t.Input != decodo.InputNone {
+			return fail("it has no url, query, prompt or product_id column")
+		}
 	}
-	c.cols = cols
+	c.cols, c.idCol = cols, idCol
 	return nil
+}
+
+// columnParam returns the index of the parameter a column named n (lower
+// in lower case) holds: its exact name first, for an allowed name in
+// upper case, then its name in lower case.
+func (r *Reader) columnParam(n, lower string) (int, bool) {
+	if i, ok := r.space.index[n]; ok {
+		return i, true
+	}
+	i, ok := r.space.index[lower]
+	return i, ok
 }
 
 // skipCut reads past the rest of a record the meter cut off (err is what

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/decodo-batch/decodo-batch/decodo"
 )
 
 // checkStream reads data to the end and checks what every reader promises:
@@ -59,9 +61,7 @@ func checkStreamMax(t *testing.T, format string, data []byte, max int64) (*Reade
 			return r, lines, results, err
 		default:
 			gotRow, gotLine = rec.Row, rec.Line
-			if (rec.URL == "") == (rec.Query == "") || rec.Target == "" {
-				t.Fatalf("invalid record %+v", rec)
-			}
+			checkRecord(t, rec)
 			if rec.Params != "" && !json.Valid([]byte(rec.Params)) {
 				t.Fatalf("Params %q is not JSON", rec.Params)
 			}
@@ -72,6 +72,26 @@ func checkStreamMax(t *testing.T, format string, data []byte, max int64) (*Reade
 		row, line = gotRow, gotLine
 		lines = append(lines, gotLine)
 		results = append(results, result{rec, err})
+	}
+}
+
+// checkRecord fails t unless rec fills exactly the input field its
+// target, one of decodo's table, takes.
+func checkRecord(t *testing.T, rec Record) {
+	t.Helper()
+	tg, ok := decodo.LookupTarget(rec.Target)
+	if !ok {
+		t.Fatalf("record of unknown target: %+v", rec)
+	}
+	filled := 0
+	for _, f := range []string{rec.URL, rec.Query, rec.Prompt, rec.ProductID} {
+		if f != "" {
+			filled++
+		}
+	}
+	in, v := rec.Input()
+	if in != tg.Input || (filled == 0) != (in == decodo.InputNone) || filled > 1 || (v == "") != (in == decodo.InputNone) {
+		t.Fatalf("record %+v: input %v %q, target %s takes %v", rec, in, v, rec.Target, tg.Input)
 	}
 }
 
@@ -89,6 +109,7 @@ func FuzzCSV(f *testing.F) {
 		"url,parse,page_count,headers,successful_status_codes\nhttps://a.com,true,3,\"{\"\"a\"\":1}\",\"200,404\"\n",
 		"url\n\"a\"\r\r\nb\n\"\"\r",
 		"url,,geo\nhttps://a.com,x,us\nhttps://a.com,\n",
+		"url,prompt,product_id,target,hd,passtrough\n,\"a\nb\",,chatgpt,,x\n,,1,walmart_product,,\n,,,universal_ecommerce,,\nhttps://a.com,,,youtube_search,true,\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -179,6 +200,8 @@ func FuzzJSONL(f *testing.F) {
 		`{"url":"https://a.com","headers":{"a":[1,{"b":null}]},"successful_status_codes":[200]}`,
 		`{"url":"https://a.com",}` + "\n[]\n" + `{"url":1}` + "\n" + `{"url":"x\q"}`,
 		`{"url":"https://a.com","parse":true,"limit":0,"geo":null,"url":"y"}`,
+		`{"prompt":"hi\nthere","target":"perplexity"}` + "\n" + `{"product_id":"1","target":"target_product","delivery_zip":"1"}` + "\n" + `{"target":"universal_ecommerce","passtrough":"x"}`,
+		`{"query":"q","target":"google_travel_hotels","adults":2,"stars":4.5,"hd":true}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -207,6 +230,12 @@ func FuzzJSONL(f *testing.F) {
 			}
 			if q, _ := m["query"].(string); q != rec.Query {
 				t.Fatalf("line %d: query %q, encoding/json %q", l, rec.Query, q)
+			}
+			if p, _ := m["prompt"].(string); p != rec.Prompt {
+				t.Fatalf("line %d: prompt %q, encoding/json %q", l, rec.Prompt, p)
+			}
+			if p, _ := m["product_id"].(string); p != rec.ProductID {
+				t.Fatalf("line %d: product_id %q, encoding/json %q", l, rec.ProductID, p)
 			}
 		}
 		// Every non-blank line that encoding/json rejects is a bad row.

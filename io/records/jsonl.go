@@ -7,41 +7,36 @@ import (
 	"slices"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/decodo-batch/decodo-batch/decodo"
 )
 
-// Keys of a JSONL object that are not task parameters; a parameter's key
-// is its index in specs.
+// What a key of a JSONL object names, besides a parameter (an index in
+// the reader's space, >= 0): an input field (keyInput - its decodo.Input),
+// the target or the id.
 const (
-	keyURL = -1 - iota
-	keyQuery
-	keyTarget
-	keyID
+	keyIsTarget = -1 - iota
+	keyIsID
+	keyInput // keyInput - decodo.InputURL is url, and so on
 )
 
-// keyNames are the names of keyURL..keyID, indexed by -1-key.
-var keyNames = [...]string{"url", "query", "target", "id"}
-
-func keyName(k int) string {
-	if k < 0 {
-		return keyNames[-1-k]
-	}
-	return specs[k].name
-}
-
-// jsonKeyOf returns what a key of a JSONL object names: keyURL..keyID, or
-// an index in specs.
-func jsonKeyOf(key string) (int, bool) {
+// jsonKeyOf returns what a key of a JSONL object names.
+func (r *Reader) jsonKeyOf(key string) (int, bool) {
 	switch key {
+	case keyTarget:
+		return keyIsTarget, true
+	case keyID:
+		return keyIsID, true
 	case "url":
-		return keyURL, true
+		return keyInput - int(decodo.InputURL), true
 	case "query":
-		return keyQuery, true
-	case "target":
-		return keyTarget, true
-	case "id":
-		return keyID, true
+		return keyInput - int(decodo.InputQuery), true
+	case "prompt":
+		return keyInput - int(decodo.InputPrompt), true
+	case "product_id":
+		return keyInput - int(decodo.InputProductID), true
 	}
-	i, ok := specIndex[key]
+	i, ok := r.space.index[key]
 	return i, ok
 }
 
@@ -56,7 +51,7 @@ func (r *Reader) nextJSONL() (Record, error) {
 		}
 		if tooLong {
 			r.row++
-			return Record{}, r.rowError(r.line, line, tooLongReason("line"))
+			return Record{}, r.rowError(r.line, "", line, tooLongReason("line"))
 		}
 		// Only JSON's whitespace is trimmed, so that a line JSON would
 		// refuse is not made valid; the leading space stays, so that a
@@ -66,12 +61,13 @@ func (r *Reader) nextJSONL() (Record, error) {
 			continue
 		}
 		r.row++
+		r.v.reset()
 		if reason := r.decodeJSONL(t); reason != "" {
-			return Record{}, r.rowError(r.line, line, reason)
+			return Record{}, r.rowError(r.line, r.v.id, line, reason)
 		}
 		rec := Record{Row: r.row, Line: r.line}
 		if reason := r.finish(&r.v, &rec); reason != "" {
-			return Record{}, r.rowError(r.line, line, reason)
+			return Record{}, r.rowError(r.line, r.v.id, line, reason)
 		}
 		return rec, nil
 	}
@@ -93,20 +89,30 @@ func (r *Reader) decodeJSONL(t []byte) string {
 		}
 		return "malformed JSON: " + err.Error()
 	}
+	v := &r.v
+	// The id first, so that a bad row carries it whatever its fault.
+	if raw, ok := r.jmap[keyID]; ok {
+		if reason := v.setJSON(keyIsID, string(raw)); reason != "" {
+			return reason
+		}
+	}
 	// In key order, so that a line with two faults always gets the same
 	// reason. A repeated key counts once, its last value, as encoding/json
 	// decodes it.
 	r.jkeys = r.jkeys[:0]
 	for key := range r.jmap {
-		r.jkeys = append(r.jkeys, key)
+		if key != keyID {
+			r.jkeys = append(r.jkeys, key)
+		}
 	}
 	slices.Sort(r.jkeys)
-	v := &r.v
-	v.reset()
 	for _, key := range r.jkeys {
-		k, ok := jsonKeyOf(key)
+		k, ok := r.jsonKeyOf(key)
 		if !ok {
-			return "unknown key " + quoteCap(key)
+			return "unknown key " + quoteCap(key) + didYouMean(decodo.Nearest(key, r.space.names))
+		}
+		if k >= 0 && v.params.set.has(k) {
+			return "row has both " + passthrough + " and " + passtrough + ", which are one parameter"
 		}
 		if reason := v.setJSON(k, string(r.jmap[key])); reason != "" {
 			return reason
@@ -116,42 +122,42 @@ func (r *Reader) decodeJSONL(t []byte) string {
 }
 
 // setJSON sets the value of key k, the JSON text raw, in v. Null and the
-// empty string mean "not set".
+// empty string mean "not set". A parameter's value is checked later, by
+// finish, against the row's target.
 func (v *row) setJSON(k int, raw string) string {
-	if raw == "null" {
+	if raw == "null" || raw == `""` {
 		return ""
 	}
 	if k >= 0 {
-		s, reason := parseJSONValue(&specs[k], raw)
-		if reason != "" {
-			return reason
-		}
-		if s.raw || s.s != "" {
-			v.params.put(k, s)
-		}
+		v.params.put(k, slot{s: raw, form: formJSON})
 		return ""
 	}
+	name := keyTarget
+	switch {
+	case k == keyIsID:
+		name = keyID
+	case k <= keyInput:
+		name = decodo.Input(keyInput - k).String()
+	}
 	typ := jsonTypeName(raw)
-	if k == keyID && typ == "a number" {
+	if k == keyIsID && typ == "a number" {
 		v.id = raw
 		return ""
 	}
 	if typ != "a string" {
-		return keyName(k) + ": want a string, got " + typ
+		return name + ": want a string, got " + typ
 	}
 	s, ok := jsonString(raw)
 	if !ok {
-		return keyName(k) + ": malformed JSON string"
+		return name + ": malformed JSON string"
 	}
-	switch k {
-	case keyURL:
-		v.url, v.hasURL = s, s != ""
-	case keyQuery:
-		v.query, v.hasQuery = s, s != ""
-	case keyTarget:
+	switch {
+	case k == keyIsTarget:
 		v.target = s
-	case keyID:
+	case k == keyIsID:
 		v.id = s
+	default:
+		v.setInput(decodo.Input(keyInput-k), s)
 	}
 	return ""
 }

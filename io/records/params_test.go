@@ -2,16 +2,20 @@ package records
 
 import (
 	"encoding/json"
+	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"unsafe"
 
+	"github.com/decodo-batch/decodo-batch/decodo"
 	"github.com/decodo-batch/decodo-batch/io/jsonstr"
 )
 
 func TestParseParam(t *testing.T) {
 	t.Parallel()
+	allow := []string{"new_flag", "render_js", "xhr"}
 	for _, tt := range []struct {
 		name, kv string
 		want     Params
@@ -28,19 +32,30 @@ func TestParseParam(t *testing.T) {
 		{"status codes as a list", "successful_status_codes=200,404", `{"successful_status_codes":[200,404]}`, ""},
 		{"an enum is matched case-insensitively", "headless=HTML", `{"headless":"html"}`, ""},
 		{"only the first = splits", "passthrough=a=b", `{"passthrough":"a=b"}`, ""},
+		{"passtrough is passthrough", "passtrough=x", `{"passthrough":"x"}`, ""},
+		{"a parameter of one target only is checked by its type", "google_results_language=de", `{"google_results_language":"de"}`, ""},
+		{"a number without Integer keeps its value", "stars=4.50", `{"stars":4.5}`, ""},
 		{"a value that is not a bool", "parse=maybe", "", `param parse: want true/false/1/0, got "maybe"`},
+		{"a bool of one target only is checked too", "hd=yes", "", `param hd: want true/false/1/0, got "yes"`},
 		{"an integer out of range", "page_count=11", "", "param page_count: 11 is out of range 1-10"},
 		{"a fraction is not an integer", "limit=1.5", "", "param limit: want an integer"},
-		{"an unknown key", "colour=red", "", `param "colour": unknown parameter`},
+		{"an unknown key names the nearest known one", "google_results_langauge=de", "", `param "google_results_langauge": unknown parameter (did you mean google_results_language?): no target takes it (--allow-param google_results_langauge passes it through unchecked)`},
+		{"an unknown key with nothing near", "colour=red", "", `param "colour": unknown parameter: no target takes it`},
 		{"target has its own flag", "target=google", "", "use --target"},
 		{"url is not a parameter", "url=https://a.com", "", "belongs in the input rows"},
+		{"prompt is not a parameter", "prompt=hi", "", "belongs in the input rows"},
 		{"no =", "parse", "", "want KEY=VALUE"},
 		{"an empty value", "geo=", "", "param geo: empty value"},
-		{"headers must be JSON", "headers=x", "", "param headers: want a JSON object or array"},
+		{"headers must be a JSON object", "headers=x", "", "param headers: want a JSON object, got x"},
+		{"headers cannot be an array", "headers=[1]", "", "param headers: want a JSON object, got an array"},
+		{"an allowed name takes JSON as JSON", `new_flag={"b":[1, 2], "a":null}`, `{"new_flag":{"a":null,"b":[1,2]}}`, ""},
+		{"an allowed name takes other text as a string", "render_js=yes please", `{"render_js":"yes please"}`, ""},
+		{"an allowed name of the table is not checked", "xhr=sometimes", `{"xhr":"sometimes"}`, ""},
+		{"an allowed name still needs a value", "new_flag=", "", "param new_flag: empty value"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := ParseParam(tt.kv)
+			got, err := ParseParam(tt.kv, allow)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("ParseParam(%q) = %q, %v; want an error with %q", tt.kv, got, err, tt.err)
@@ -96,17 +111,17 @@ func TestMergeAndJoin(t *testing.T) {
 // key order, or --param defaults.
 func TestParamsAreCanonical(t *testing.T) {
 	t.Parallel()
-	csvGot, err := readAll(t, "csv", "headers,geo,url,parse,callback_url\n\"{\"\"b\"\":1,\"\"a\"\":\"\"x\"\"}\",\"a&b\",https://a.com,1,https://h.io/?a=1&b=2\n", Options{})
+	csvGot, err := readAll(t, "csv", "headers,geo,url,markdown,callback_url\n\"{\"\"b\"\":1,\"\"a\"\":\"\"x\"\"}\",\"a&b\",https://a.com,1,https://h.io/?a=1&b=2\n", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	jsonlGot, err := readAll(t, "jsonl", `{"parse":true,"callback_url":"https://h.io/?a=1\u0026b=2","url":"https://a.com","geo":"a\u0026b","headers":{"a":"x","b":1}}`+"\n", Options{})
+	jsonlGot, err := readAll(t, "jsonl", `{"markdown":true,"callback_url":"https://h.io/?a=1\u0026b=2","url":"https://a.com","geo":"a\u0026b","headers":{"a":"x","b":1}}`+"\n", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var defs []Params
-	for _, kv := range []string{`headers={"a":"x", "b":1}`, "callback_url=https://h.io/?a=1&b=2", "parse=true", "geo=a&b"} {
-		p, err := ParseParam(kv)
+	for _, kv := range []string{`headers={"a":"x", "b":1}`, "callback_url=https://h.io/?a=1&b=2", "markdown=true", "geo=a&b"} {
+		p, err := ParseParam(kv, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,7 +131,7 @@ func TestParamsAreCanonical(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `row 1 line 2: universal url=https://a.com {"callback_url":"https://h.io/?a=1&b=2","geo":"a&b","headers":{"a":"x","b":1},"parse":true}`
+	want := `row 1 line 2: universal url=https://a.com {"callback_url":"https://h.io/?a=1&b=2","geo":"a&b","headers":{"a":"x","b":1},"markdown":true}`
 	if len(csvGot) != 1 || csvGot[0] != want {
 		t.Errorf("csv: got %q, want %q", csvGot, want)
 	}
@@ -129,28 +144,39 @@ func TestParamsAreCanonical(t *testing.T) {
 	}
 }
 
-// TestSpecsMatchTheAPI proves that the parameter table holds exactly the
-// parameters the API takes, sorted, and that every Params written is
-// valid JSON.
-func TestSpecsMatchTheAPI(t *testing.T) {
+// TestSpaceIsTheTable proves that the names a reader knows are exactly
+// the parameters of decodo's table, sorted, that every target defines a
+// name alike (so that --param and defaults can be checked once, without a
+// target), and that every Params written is valid JSON.
+func TestSpaceIsTheTable(t *testing.T) {
 	t.Parallel()
-	want := []string{"callback_url", "cookies", "device_type", "domain", "force_cookies", "force_headers", "geo",
-		"headers", "headless", "http_method", "limit", "locale", "markdown", "page_count", "page_from", "parse",
-		"passthrough", "payload", "proxy_pool", "session_id", "successful_status_codes"}
+	defs := map[string]decodo.Param{}
+	for _, tg := range decodo.Targets() {
+		for _, p := range tg.Params {
+			if q, ok := defs[p.Name]; ok && !reflect.DeepEqual(p, q) {
+				t.Errorf("target %s defines %s as %+v, another target as %+v", tg.Name, p.Name, p, q)
+			}
+			defs[p.Name] = p
+		}
+	}
 	var got []string
-	for _, s := range specs {
-		got = append(got, s.name)
+	for _, d := range known.defs {
+		got = append(got, d.name)
+		if d.allowed || d.param == nil || !reflect.DeepEqual(*d.param, defs[d.name]) {
+			t.Errorf("%s: %+v, want the table's %+v", d.name, d, defs[d.name])
+		}
 	}
+	want := slices.Sorted(maps.Keys(defs))
 	if !slices.Equal(got, want) {
-		t.Errorf("specs = %v\nwant     %v", got, want)
+		t.Errorf("known names = %v\nwant the table's %v", got, want)
 	}
-	var all paramSet
-	for i := range specs {
+	all := newParamSet(known)
+	for i := range known.defs {
 		all.put(i, slot{s: "v\"\x01\u2028"})
 	}
-	p := appendParams(nil, &all, &paramSet{})
+	p := appendParams(nil, known.defs, &all, &paramSet{})
 	var m map[string]string
-	if err := json.Unmarshal(p, &m); err != nil || len(m) != len(specs) || m["geo"] != "v\"\x01\u2028" {
+	if err := json.Unmarshal(p, &m); err != nil || len(m) != len(known.defs) || m["geo"] != "v\"\x01\u2028" {
 		t.Errorf("appendParams wrote %s: %v", p, err)
 	}
 }

@@ -1,7 +1,10 @@
 // Package records reads the input of a run (CSV, JSONL or TXT, plain or
 // gzip-compressed, from a file or stdin) as a stream of validated
-// [Record]s. A bad row is reported as a [*RowError] and reading goes on;
-// only an unreadable input or a CSV header it cannot use stops it.
+// [Record]s. Each row is checked against its target's entry in decodo's
+// target table: the input field it takes (url, query, prompt, product_id
+// or none), the parameters it takes and their values. A bad row is
+// reported as a [*RowError] and reading goes on; only an unreadable input
+// or a CSV header it cannot use stops it.
 //
 // Reading streams: memory does not grow with the input, and a line or
 // record longer than [MaxRecordLen] is a bad row, never a reason to buffer
@@ -38,16 +41,19 @@ var (
 	// ErrFormat: the format is neither given nor told by the file name, or
 	// is not csv, jsonl or txt.
 	ErrFormat = errors.New("unknown input format")
-	// ErrUnknownColumn: a CSV header names a column that is not url, query,
-	// target, id or a task parameter. The message names it.
+	// ErrUnknownColumn: a CSV header names a column that is not url,
+	// query, prompt, product_id, target, id, a parameter some target takes
+	// or an allowed one. The message names it and the nearest known name.
 	ErrUnknownColumn = errors.New("unknown column")
-	// ErrHeader: a CSV header that repeats a column, has neither url nor
-	// query, or cannot be parsed.
+	// ErrHeader: a CSV header that repeats a column, has no input field
+	// (url, query, prompt, product_id) and no target column where rows
+	// need one, or cannot be parsed.
 	ErrHeader = errors.New("bad CSV header")
 	// ErrEncoding: the input is UTF-16, or its CSV header is not UTF-8.
 	ErrEncoding = errors.New("input is not UTF-8")
-	// ErrOptions: Options that no row could satisfy (a bad default target
-	// or default parameters).
+	// ErrOptions: Options that no row could satisfy (an unknown default
+	// target, a bad default parameter or allowed name, a txt input whose
+	// target takes no url or not the default parameters).
 	ErrOptions = errors.New("bad reader options")
 )
 
@@ -56,16 +62,35 @@ type Record struct {
 	Row    int64  // 1-based index of the data record in the input (header, blank and comment lines excluded)
 	Line   int64  // 1-based line of the input file where the record starts
 	ID     string // the user's own key ("id" column or key), echoed to the output; may be empty
-	Target string // the row's target, else Options.DefaultTarget, else "universal" for a url row; never empty
-	URL    string // exactly one of URL and Query is set
-	Query  string
-	Params Params // every other task parameter, merged over Options.Defaults (the row wins)
+	Target string // the row's target, else Options.DefaultTarget, else "universal" for a url row; never empty, always in decodo's table
+	// URL, Query, Prompt and ProductID are the input fields: the one the
+	// target takes is set, the others are empty; all are empty for a
+	// target that takes none (universal_ecommerce). See [Record.Input].
+	URL, Query, Prompt, ProductID string
+	Params                        Params // every other task parameter, merged over Options.Defaults (the row wins)
+}
+
+// Input returns the input field the record fills, and its value; for a
+// target that takes none, [decodo.InputNone] and "".
+func (r *Record) Input() (decodo.Input, string) {
+	switch {
+	case r.URL != "":
+		return decodo.InputURL, r.URL
+	case r.Query != "":
+		return decodo.InputQuery, r.Query
+	case r.Prompt != "":
+		return decodo.InputPrompt, r.Prompt
+	case r.ProductID != "":
+		return decodo.InputProductID, r.ProductID
+	}
+	return decodo.InputNone, ""
 }
 
 // RowError is a bad input row: it goes to rejects.jsonl and the run goes
 // on. Row and Line are as in [Record]; a bad row takes a row number too.
 type RowError struct {
 	Row, Line int64
+	ID        string // the row's id, when it was read before the fault; may be empty
 	Input     string // the raw row text, cut to 4 KiB
 	Reason    string // one line
 }
@@ -79,6 +104,11 @@ type Options struct {
 	Format        string // "csv", "jsonl" or "txt"; "" means from the file name (see [FormatFromName])
 	DefaultTarget string // the target of a row that names none (--target)
 	Defaults      Params // parameters of every row (--param); a row's own value wins
+	// AllowParams are parameter names that pass unchecked for every
+	// target (--allow-param), for parameters newer than decodo's table: a
+	// JSONL value as its JSON text, a CSV cell as JSON when it parses,
+	// else as a string. passtrough is passthrough.
+	AllowParams []string
 }
 
 // Reader reads records from one input. It is not safe for concurrent use.
@@ -94,14 +124,15 @@ type Reader struct {
 	row  int64 // data records seen, good and bad
 	err  error // sticky: a fatal error, or io.EOF
 
-	defaults   paramSet
-	defParams  Params // Params of a row that sets no parameter
+	space      *space   // the parameter names rows may have
+	defaults   paramSet // Options.Defaults, checked
+	defParams  Params   // Params of a row that sets no parameter
 	intern     map[string]Params
 	pbuf       []byte
 	v          row
 	lastTarget string
-	lastKind   decodo.Kind
-	lbuf       []byte // assembles lines longer than the read buffer
+	lastInfo   *targetInfo // the table's entry of lastTarget
+	lbuf       []byte      // assembles lines longer than the read buffer
 	csv        *csvInput
 	jmap       map[string]json.RawMessage // a JSONL line's keys and values, reused
 	jkeys      []string
@@ -147,21 +178,39 @@ func NewReader(src io.Reader, name string, opt Options) (*Reader, error) {
 	default:
 		return nil, fmt.Errorf("%s: %w %q (want csv, jsonl or txt)", name, ErrFormat, format)
 	}
-	r := &Reader{name: name, opt: opt, format: format, intern: make(map[string]Params)}
-	if t := opt.DefaultTarget; t != "" {
-		if reason := checkTarget(t); reason != "" {
-			return nil, fmt.Errorf("%s: %w: default %s", name, ErrOptions, reason)
+	r := &Reader{name: name, opt: opt, format: format, space: known, intern: make(map[string]Params)}
+	if len(opt.AllowParams) > 0 {
+		sp, err := newSpace(opt.AllowParams)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w: %v", name, ErrOptions, err)
 		}
-		if format == "txt" && decodo.TargetKind(t) == decodo.KindQuery {
-			// Every row would be rejected: say it once.
-			return nil, fmt.Errorf("%s: %w: a txt input holds urls, but target %s takes a query", name, ErrOptions, t)
-		}
+		r.space = sp
 	}
+	r.v.params = newParamSet(r.space)
 	var err error
-	if r.defaults, err = defaultsSet(opt.Defaults); err != nil {
+	if r.defaults, err = defaultsSet(opt.Defaults, r.space); err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", name, ErrOptions, err)
 	}
-	r.defParams = Params(appendParams(nil, &paramSet{}, &r.defaults))
+	r.defParams = Params(appendParams(nil, r.space.defs, &paramSet{}, &r.defaults))
+	if t := opt.DefaultTarget; t != "" {
+		if _, reason := r.space.target(t); reason != "" {
+			return nil, fmt.Errorf("%s: %w: default %s", name, ErrOptions, reason)
+		}
+	}
+	if format == "txt" {
+		// Every row would be rejected: say it once.
+		t := opt.DefaultTarget
+		if t == "" {
+			t = "universal"
+		}
+		ti, _ := r.space.target(t)
+		if ti.t.Input != decodo.InputURL {
+			return nil, fmt.Errorf("%s: %w: a txt input holds urls, but target %s takes %s", name, ErrOptions, t, article(ti.t.Input))
+		}
+		if i, ok := r.defaults.set.firstNotIn(&ti.takes); ok {
+			return nil, fmt.Errorf("%s: %w: the rows of a txt input go to target %s, which does not take the default parameter %s", name, ErrOptions, t, r.space.defs[i].name)
+		}
+	}
 
 	r.br = bufio.NewReaderSize(src, bufSize)
 	magic, err := r.br.Peek(2)
@@ -274,9 +323,9 @@ func (r *Reader) fatal(err error) error {
 	return fmt.Errorf("%s: line %d: %w", r.name, r.line+1, err)
 }
 
-// rowError makes the RowError of the current row.
-func (r *Reader) rowError(line int64, raw []byte, reason string) *RowError {
-	return &RowError{Row: r.row, Line: line, Input: capInput(raw), Reason: reason}
+// rowError makes the RowError of the current row, whose id is id.
+func (r *Reader) rowError(line int64, id string, raw []byte, reason string) *RowError {
+	return &RowError{Row: r.row, Line: line, ID: id, Input: capInput(raw), Reason: reason}
 }
 
 // readLine returns the next physical line with its line end, valid until

@@ -51,6 +51,12 @@ func fmtRecord(rec Record) string {
 	if rec.Query != "" {
 		s += " query=" + rec.Query
 	}
+	if rec.Prompt != "" {
+		s += " prompt=" + rec.Prompt
+	}
+	if rec.ProductID != "" {
+		s += " product_id=" + rec.ProductID
+	}
 	if rec.ID != "" {
 		s += " id=" + rec.ID
 	}
@@ -113,46 +119,55 @@ func TestCSV(t *testing.T) {
 		},
 		{
 			name:  "the header is trimmed and case-insensitive; cells are trimmed; an empty cell is not set",
-			input: " URL , Geo ,Parse\n  https://a.com  , us ,\nhttps://b.com,,TRUE\n",
+			input: " URL , Geo ,Markdown\n  https://a.com  , us ,\nhttps://b.com,,TRUE\n",
 			want: []string{
 				`row 1 line 2: universal url=https://a.com {"geo":"us"}`,
-				`row 2 line 3: universal url=https://b.com {"parse":true}`,
+				`row 2 line 3: universal url=https://b.com {"markdown":true}`,
 			},
 		},
 		{
-			name:  "typed cells are parsed into canonical JSON with sorted keys",
-			input: "page_count,url,limit,parse,markdown,force_headers,force_cookies,page_from,headless,successful_status_codes,headers,cookies,device_type,proxy_pool\n" + `3,https://a.com,0,1,false,0,true,100,PNG,"200, 404","{""b"":1,""a"":[true]}",[],mobile,premium` + "\n" + `,https://b.com,,,,,,,,"[500,201]",,,,` + "\n",
+			name: "typed cells are parsed into canonical JSON with sorted keys",
+			input: "page_count,url,query,target,limit,parse,markdown,force_headers,force_cookies,page_from,headless,successful_status_codes,headers,cookies,device_type,proxy_pool,stars\n" +
+				`,https://a.com,,,,,false,0,true,,PNG,"200, 404","{""b"":1,""a"":[true]}",{},mobile,premium,` + "\n" +
+				`,https://b.com,,,,,,,,,,"[500,201]",,,,,` + "\n" +
+				`3,,coffee,google_search,,1,,,,100,,,,,,,` + "\n" +
+				`,,channel,youtube_channel,0,,,,,,,,,,,,` + "\n" +
+				`,,hotels,google_travel_hotels,,,,,,,,,,,,,4.50` + "\n",
 			want: []string{
-				`row 1 line 2: universal url=https://a.com {"cookies":[],"device_type":"mobile","force_cookies":true,"force_headers":false,"headers":{"a":[true],"b":1},"headless":"png","limit":0,"markdown":false,"page_count":3,"page_from":100,"parse":true,"proxy_pool":"premium","successful_status_codes":[200,404]}`,
+				`row 1 line 2: universal url=https://a.com {"cookies":{},"device_type":"mobile","force_cookies":true,"force_headers":false,"headers":{"a":[true],"b":1},"headless":"png","markdown":false,"proxy_pool":"premium","successful_status_codes":[200,404]}`,
 				`row 2 line 3: universal url=https://b.com {"successful_status_codes":[500,201]}`,
+				`row 3 line 4: google_search query=coffee {"page_count":3,"page_from":100,"parse":true}`,
+				`row 4 line 5: youtube_channel query=channel {"limit":0}`,
+				`row 5 line 6: google_travel_hotels query=hotels {"stars":4.5}`,
 			},
 		},
 		{
 			name:  "string parameters keep their text and are JSON-escaped",
-			input: "url,geo,locale,domain,session_id,passthrough,http_method,callback_url,payload\n" + `https://a.com,"New York, NY",en-US,co.uk,s1,"a""b\c<&>",post,https://hook.example/x?a=1&b=2,aGVsbG8=` + "\n",
+			input: "url,geo,locale,session_id,passthrough,http_method,callback_url,payload\n" + `https://a.com,"New York, NY",en-US,s1,"a""b\c<&>",post,https://hook.example/x?a=1&b=2,aGVsbG8=` + "\n",
 			want: []string{
-				`row 1 line 2: universal url=https://a.com {"callback_url":"https://hook.example/x?a=1&b=2","domain":"co.uk","geo":"New York, NY","http_method":"post","locale":"en-US","passthrough":"a\"b\\c<&>","payload":"aGVsbG8=","session_id":"s1"}`,
+				`row 1 line 2: universal url=https://a.com {"callback_url":"https://hook.example/x?a=1&b=2","geo":"New York, NY","http_method":"post","locale":"en-US","passthrough":"a\"b\\c<&>","payload":"aGVsbG8=","session_id":"s1"}`,
 			},
 		},
 		{
 			name:  "the row's parameters win over the defaults, which fill the rest",
 			input: "url,geo\nhttps://a.com,de\nhttps://b.com,\n",
-			opt:   Options{Defaults: `{"geo":"us","limit":5}`},
+			opt:   Options{Defaults: `{"geo":"us","locale":"en-GB"}`},
 			want: []string{
-				`row 1 line 2: universal url=https://a.com {"geo":"de","limit":5}`,
-				`row 2 line 3: universal url=https://b.com {"geo":"us","limit":5}`,
+				`row 1 line 2: universal url=https://a.com {"geo":"de","locale":"en-GB"}`,
+				`row 2 line 3: universal url=https://b.com {"geo":"us","locale":"en-GB"}`,
 			},
 		},
 		{
-			name:  "targets: the row's, else the default, else universal for a url; a query needs one",
-			input: "url,query,target\nhttps://a.com,,\nhttps://b.com,,amazon\n,coffee,\n,tea,bing_search\nhttps://c.com,,my_new_target\n",
+			name:  "targets: the row's, else the default, else universal for a url; a query needs one; the table must know it",
+			input: "url,query,target\nhttps://a.com,,\nhttps://b.com,,amazon\n,coffee,\n,tea,bing_search\nhttps://c.com,,my_new_target\n,tea,google_serch\n",
 			opt:   Options{DefaultTarget: "google"},
 			want: []string{
 				"row 1 line 2: google url=https://a.com",
 				"row 2 line 3: amazon url=https://b.com",
 				"row 3 line 4: ERROR target google takes a url, not a query",
 				"row 4 line 5: bing_search query=tea",
-				"row 5 line 6: my_new_target url=https://c.com",
+				`row 5 line 6: ERROR unknown target "my_new_target"`,
+				`row 6 line 7: ERROR unknown target "google_serch" (did you mean google_search?)`,
 			},
 		},
 		{
@@ -175,10 +190,10 @@ func TestCSV(t *testing.T) {
 				"https://a.com,,google_search,,,,,,,,,,,,,\n" +
 				",coffee,universal,,,,,,,,,,,,,\n" +
 				"https://a.com,,bad target,,,,,,,,,,,,,\n" +
-				"https://a.com,,,,maybe,,,,,,,,,,,\n" +
-				"https://a.com,,,,,11,,,,,,,,,,\n" +
-				"https://a.com,,,,,,x,,,,,,,,,\n" +
-				"https://a.com,,,,,,,101,,,,,,,,\n" +
+				"https://a.com,,bing,,maybe,,,,,,,,,,,\n" +
+				",q,google_search,,,11,,,,,,,,,,\n" +
+				"https://a.com,,bing,,,,x,,,,,,,,,\n" +
+				",q,youtube_channel,,,,,101,,,,,,,,\n" +
 				"https://a.com,,,,,,,,jpg,,,,,,,\n" +
 				"https://a.com,,,,,,,,,\"200,abc\",,,,,,\n" +
 				"https://a.com,,,,,,,,,,{nope,,,,,\n" +
@@ -191,7 +206,7 @@ func TestCSV(t *testing.T) {
 				"https://a.com,,,,,,,,,,,,,,,\n",
 			want: []string{
 				"row 1 line 2: ERROR row has both url and query",
-				"row 2 line 3: ERROR row has neither url nor query",
+				"row 2 line 3: ERROR row has no url, query, prompt or product_id",
 				`row 3 line 4: ERROR url is not http(s): "ftp://x"`,
 				`row 4 line 5: ERROR url has no host: "https://"`,
 				`row 5 line 6: ERROR url contains a space or control character: "https://a b.com"`,
@@ -205,7 +220,7 @@ func TestCSV(t *testing.T) {
 				"row 13 line 14: ERROR limit: 101 is out of range 0-100",
 				`row 14 line 15: ERROR headless: want one of html, png, got "jpg"`,
 				`row 15 line 16: ERROR successful_status_codes: want HTTP status codes (100-599), got "abc"`,
-				"row 16 line 17: ERROR headers: want a JSON object or array, got {nope",
+				"row 16 line 17: ERROR headers: want a JSON object, got {nope",
 				`row 17 line 18: ERROR callback_url: is not http(s): "mailto:x@y"`,
 				`row 18 line 19: ERROR payload: not standard base64: "not base64!"`,
 				`row 19 line 20: ERROR geo: contains a control character: "a\tb"`,
@@ -218,7 +233,7 @@ func TestCSV(t *testing.T) {
 		{
 			name:  "a cell shown in a reason is quoted when it holds a line break, so that the reason is one line",
 			input: "url,headers\nhttps://a.com,\"{\nnope\"\n",
-			want:  []string{`row 1 line 2: ERROR headers: want a JSON object or array, got "{\nnope"`},
+			want:  []string{`row 1 line 2: ERROR headers: want a JSON object, got "{\nnope"`},
 		},
 		{
 			name:  "quote errors are bad rows and the rows after them are read",
@@ -268,7 +283,10 @@ func TestCSVHeaderErrorsAreFatal(t *testing.T) {
 		{"an unknown column is named", "url,colour\nhttps://a.com,red\n", ErrUnknownColumn, `in.csv: line 1: unknown column "colour" in the header`},
 		{"a missing header row gets a hint", "https://a.com,1\n", ErrUnknownColumn, "(is the header row missing?)"},
 		{"a repeated column is named", "\n\nurl,geo,GEO\n", ErrHeader, `in.csv: line 3: bad CSV header: column "geo" appears twice`},
-		{"a header without url or query", "id,geo\n", ErrHeader, "neither a url nor a query column"},
+		{"a header without an input field or a target", "id,geo\n", ErrHeader, "it has no url, query, prompt or product_id column"},
+		{"an unknown column names the nearest known name", "query,target,google_results_langauge\n,q,google_search,de\n", ErrUnknownColumn,
+			`unknown column "google_results_langauge" in the header (did you mean google_results_language?): no target takes it (--allow-param google_results_langauge passes it through unchecked)`},
+		{"passtrough and passthrough are one column", "url,passtrough,passthrough\n", ErrHeader, `column "passthrough" appears twice`},
 		{"a header with a quote error", "url,\"id\n", ErrHeader, "in.csv: line 1: bad CSV header"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -304,17 +322,19 @@ func TestJSONL(t *testing.T) {
 			},
 		},
 		{
-			name:  "keys in any order, escapes decoded, numbers and objects for typed parameters",
-			input: `{ "page_count" : 2 , "headers" : {"z":"1","a":{"y":null,"b":2.50}}, "query":"caf\u00e9 \"au\" lait\/\\", "target":"google_search", "id": 42, "parse": true, "successful_status_codes":[200, 301], "cookies":[{"n":"v"}] }` + "\n",
+			name: "keys in any order, escapes decoded, numbers and objects for typed parameters",
+			input: `{ "page_count" : 2 , "query":"caf\u00e9 \"au\" lait\/\\", "target":"google_search", "id": 42, "parse": true }` + "\n" +
+				`{ "headers" : {"z":"1","a":{"y":null,"b":2.50}}, "url":"https://a.com/caf\u00e9", "successful_status_codes":[200, 301], "cookies":{"n":["v"]} }` + "\n",
 			want: []string{
-				`row 1 line 1: google_search query=café "au" lait/\ id=42 {"cookies":[{"n":"v"}],"headers":{"a":{"b":2.50,"y":null},"z":"1"},"page_count":2,"parse":true,"successful_status_codes":[200,301]}`,
+				`row 1 line 1: google_search query=café "au" lait/\ id=42 {"page_count":2,"parse":true}`,
+				`row 2 line 2: universal url=https://a.com/café {"cookies":{"n":["v"]},"headers":{"a":{"b":2.50,"y":null},"z":"1"},"successful_status_codes":[200,301]}`,
 			},
 		},
 		{
 			name:  "null and the empty string mean not set",
-			input: `{"url":"https://a.com","query":null,"geo":"","limit":null,"target":null,"id":""}` + "\n",
-			opt:   Options{Defaults: `{"limit":7}`},
-			want:  []string{`row 1 line 1: universal url=https://a.com {"limit":7}`},
+			input: `{"url":"https://a.com","query":null,"geo":"","locale":null,"target":null,"id":""}` + "\n",
+			opt:   Options{Defaults: `{"locale":"en-GB"}`},
+			want:  []string{`row 1 line 1: universal url=https://a.com {"locale":"en-GB"}`},
 		},
 		{
 			name: "each kind of bad line gets its reason, and reading goes on after it",
@@ -325,9 +345,9 @@ func TestJSONL(t *testing.T) {
 				"{\"url\":\"https://a.com\",\"url\":\"https://b.com\"}\n" +
 				"{\"url\":42}\n" +
 				"{\"url\":\"https://a.com\",\"geo\":1}\n" +
-				"{\"url\":\"https://a.com\",\"parse\":\"true\"}\n" +
-				"{\"url\":\"https://a.com\",\"page_count\":2.0}\n" +
-				"{\"url\":\"https://a.com\",\"limit\":\"5\"}\n" +
+				"{\"query\":\"q\",\"target\":\"google_search\",\"parse\":\"true\"}\n" +
+				"{\"query\":\"q\",\"target\":\"google_search\",\"page_count\":2.0}\n" +
+				"{\"query\":\"q\",\"target\":\"youtube_channel\",\"limit\":\"5\"}\n" +
 				"{\"url\":\"https://a.com\",\"headers\":\"x: y\"}\n" +
 				"{\"url\":\"https://a.com\",\"successful_status_codes\":{\"a\":1}}\n" +
 				"{\"url\":\"https://a.com\",\"successful_status_codes\":[200,\"x\"]}\n" +
@@ -337,7 +357,7 @@ func TestJSONL(t *testing.T) {
 				"{\"url\":\"https://a.com\",\"headers\":" + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + "}\n" +
 				"{\"url\":\"https://a.com\",\"parse\":tru}\n" +
 				"{\"url\":\"https://a.com\",\"id\":true}\n" +
-				"{\"url\":\"https://a.com\",\"page_from\":-1}\n" +
+				"{\"query\":\"q\",\"target\":\"bing_search\",\"page_from\":-1}\n" +
 				"{\"query\":\"q\",\"url\":\"https://a.com\"}\n" +
 				"{}\n" +
 				"{\"url\":\"https://a.com\"}\n",
@@ -352,7 +372,7 @@ func TestJSONL(t *testing.T) {
 				"row 8 line 8: ERROR parse: want true or false, got a string",
 				"row 9 line 9: ERROR page_count: want an integer, got 2.0",
 				"row 10 line 10: ERROR limit: want an integer, got a string",
-				"row 11 line 11: ERROR headers: want a JSON object or array, got a string",
+				"row 11 line 11: ERROR headers: want a JSON object, got a string",
 				"row 12 line 12: ERROR successful_status_codes: want an array of status codes, got an object",
 				`row 13 line 13: ERROR successful_status_codes: want an array of status codes, got [200,"x"]`,
 				"row 14 line 14: ERROR malformed JSON at column 25: invalid character 't' after top-level value",
@@ -363,7 +383,7 @@ func TestJSONL(t *testing.T) {
 				"row 19 line 19: ERROR id: want a string, got a boolean",
 				"row 20 line 20: ERROR page_from: -1 is out of range 0-100",
 				"row 21 line 21: ERROR row has both url and query",
-				"row 22 line 22: ERROR row has neither url nor query",
+				"row 22 line 22: ERROR row has no url, query, prompt or product_id",
 				"row 23 line 23: universal url=https://a.com",
 			},
 		},
@@ -635,7 +655,7 @@ func TestFormatFromName(t *testing.T) {
 }
 
 // TestGolden proves the rejects of a mixed bad-row input of every format:
-// row, line, raw input and reason, as rejects.jsonl will carry them.
+// row, line, id, raw input and reason, as rejects.jsonl will carry them.
 func TestGolden(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
@@ -663,9 +683,10 @@ func TestGolden(t *testing.T) {
 				err = enc.Encode(struct {
 					Row   int64  `json:"row"`
 					Line  int64  `json:"line"`
+					ID    string `json:"id,omitempty"`
 					Error string `json:"error"`
 					Input string `json:"input"`
-				}{re.Row, re.Line, re.Reason, re.Input})
+				}{re.Row, re.Line, re.ID, re.Reason, re.Input})
 			case err != nil:
 				t.Fatal(err)
 			default:
@@ -674,14 +695,16 @@ func TestGolden(t *testing.T) {
 					params = json.RawMessage(rec.Params)
 				}
 				err = enc.Encode(struct {
-					Row    int64           `json:"row"`
-					Line   int64           `json:"line"`
-					ID     string          `json:"id,omitempty"`
-					Target string          `json:"target"`
-					URL    string          `json:"url,omitempty"`
-					Query  string          `json:"query,omitempty"`
-					Params json.RawMessage `json:"params,omitempty"`
-				}{rec.Row, rec.Line, rec.ID, rec.Target, rec.URL, rec.Query, params})
+					Row       int64           `json:"row"`
+					Line      int64           `json:"line"`
+					ID        string          `json:"id,omitempty"`
+					Target    string          `json:"target"`
+					URL       string          `json:"url,omitempty"`
+					Query     string          `json:"query,omitempty"`
+					Prompt    string          `json:"prompt,omitempty"`
+					ProductID string          `json:"product_id,omitempty"`
+					Params    json.RawMessage `json:"params,omitempty"`
+				}{rec.Row, rec.Line, rec.ID, rec.Target, rec.URL, rec.Query, rec.Prompt, rec.ProductID, params})
 			}
 			if err != nil {
 				t.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/decodo-batch/decodo-batch/decodo"
 )
 
 // nextTXT reads one URL per line; blank lines and lines starting with #
@@ -16,7 +18,7 @@ func (r *Reader) nextTXT() (Record, error) {
 		}
 		if tooLong {
 			r.row++
-			return Record{}, r.rowError(r.line, line, tooLongReason("line"))
+			return Record{}, r.rowError(r.line, "", line, tooLongReason("line"))
 		}
 		t := bytes.TrimSpace(line)
 		if len(t) == 0 || t[0] == '#' {
@@ -24,14 +26,14 @@ func (r *Reader) nextTXT() (Record, error) {
 		}
 		r.row++
 		if !utf8.Valid(t) {
-			return Record{}, r.rowError(r.line, line, notUTF8)
+			return Record{}, r.rowError(r.line, "", line, notUTF8)
 		}
 		v := &r.v
 		v.reset()
-		v.url, v.hasURL = string(t), true
+		v.setInput(decodo.InputURL, string(t))
 		rec := Record{Row: r.row, Line: r.line}
 		if reason := r.finish(v, &rec); reason != "" {
-			return Record{}, r.rowError(r.line, line, reason)
+			return Record{}, r.rowError(r.line, "", line, reason)
 		}
 		return rec, nil
 	}

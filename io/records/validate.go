@@ -1,6 +1,7 @@
 package records
 
 import (
+	"math/bits"
 	"strconv"
 	"strings"
 	"unicode"
@@ -12,75 +13,139 @@ import (
 // row is the fields of one input row before validation. The strings point
 // into the row's text.
 type row struct {
-	url, query, target, id string
-	hasURL, hasQuery       bool
-	params                 paramSet
+	in         [5]string // the input fields, by decodo.Input; in[InputNone] is unused
+	filled     uint8     // bit i: in[i] is set
+	target, id string
+	params     paramSet // values as they came (formCell, formJSON) until finish checks them
 }
 
 func (v *row) reset() {
-	v.url, v.query, v.target, v.id = "", "", "", ""
-	v.hasURL, v.hasQuery = false, false
-	v.params.set = 0
+	v.in = [5]string{}
+	v.filled = 0
+	v.target, v.id = "", ""
+	v.params.set = bitset{}
 }
 
-// finish applies the rules every row follows, whatever its format (exactly
-// one of url and query, a target that takes it), to v and fills rec. It
+// setInput sets the input field in to s; "" is not set.
+func (v *row) setInput(in decodo.Input, s string) {
+	if s != "" {
+		v.in[in] = s
+		v.filled |= 1 << in
+	}
+}
+
+// finish applies the rules every row follows, whatever its format, to v
+// and fills rec: at most one input field, a target the table knows that
+// takes that field, parameters the target takes with values it takes. It
 // returns the reason the row is bad, or "".
 func (r *Reader) finish(v *row, rec *Record) string {
-	switch {
-	case v.hasURL && v.hasQuery:
-		return "row has both url and query"
-	case !v.hasURL && !v.hasQuery:
-		return "row has neither url nor query"
+	in := decodo.InputNone
+	switch bits.OnesCount8(v.filled) {
+	case 0:
+	case 1:
+		in = decodo.Input(bits.TrailingZeros8(v.filled))
+	default:
+		return manyInputs(v.filled)
 	}
 	target := v.target
 	if target == "" {
 		target = r.opt.DefaultTarget
-	} else if reason := checkTarget(target); reason != "" {
-		return reason
 	}
-	if target != r.lastTarget {
+	if target == "" {
+		switch in {
+		case decodo.InputURL:
+			target = "universal"
+		case decodo.InputNone:
+			return "row has no url, query, prompt or product_id"
+		default:
+			return in.String() + " row has no target (none in the row and no --target)"
+		}
+	}
+	if target != r.lastTarget || r.lastInfo == nil {
 		// Rows mostly repeat one target: skip the table lookup.
-		r.lastTarget, r.lastKind = target, decodo.TargetKind(target)
+		ti, reason := r.space.target(target)
+		if reason != "" {
+			return reason
+		}
+		r.lastTarget, r.lastInfo = target, ti
 	}
-	kind := r.lastKind
-	if v.hasURL {
-		if reason := checkURL(v.url); reason != "" {
+	ti := r.lastInfo
+	if want := ti.t.Input; in != want {
+		if in == decodo.InputNone {
+			return "row has no " + want.String() + ", which target " + target + " takes"
+		}
+		return "target " + target + " takes " + article(want) + ", not " + article(in)
+	}
+	val := v.in[in]
+	switch in {
+	case decodo.InputURL:
+		if reason := checkURL(val); reason != "" {
 			return "url " + reason
 		}
-		if target == "" {
-			target = "universal"
-		} else if kind == decodo.KindQuery {
-			return "target " + target + " takes a query, not a url"
-		}
-		rec.URL = v.url
-	} else {
-		if reason := checkQuery(v.query); reason != "" {
+		rec.URL = val
+	case decodo.InputQuery:
+		if reason := checkQuery(val); reason != "" {
 			return "query " + reason
 		}
-		if target == "" {
-			return "query row has no target (none in the row and no --target)"
+		rec.Query = val
+	case decodo.InputPrompt:
+		if reason := checkPrompt(val); reason != "" {
+			return "prompt " + reason
 		}
-		if kind == decodo.KindURL {
-			return "target " + target + " takes a url, not a query"
+		rec.Prompt = val
+	case decodo.InputProductID:
+		if reason := checkProductID(val); reason != "" {
+			return "product_id " + reason
 		}
-		rec.Query = v.query
+		rec.ProductID = val
+	}
+	if i, ok := v.params.set.firstNotIn(&ti.takes); ok {
+		return ti.notTaken(r.space.defs[i].name, "")
+	}
+	if i, ok := r.defaults.set.firstNotIn(&ti.takes); ok {
+		return ti.notTaken(r.space.defs[i].name, "; "+r.space.defs[i].name+" is a default parameter (--param)")
+	}
+	ps := &v.params
+	for w := range ps.set {
+		for m := ps.set[w]; m != 0; m &= m - 1 {
+			i := w<<6 + bits.TrailingZeros64(m)
+			s, reason := checkValue(&r.space.defs[i], ti.params[i], ps.slots[i])
+			if reason != "" {
+				return reason
+			}
+			ps.slots[i] = s
+		}
 	}
 	rec.Target = target
 	rec.ID = v.id
-	rec.Params = r.params(&v.params)
+	rec.Params = r.params(ps)
 	return ""
 }
 
-// params returns the canonical Params of a row's parameters over the
-// defaults. Equal texts are interned: rows repeat the same few parameter
-// sets, and sharing one string saves an allocation per row and memory in
-// every batch that holds them.
+// manyInputs is the reason a row that fills more than one input field is
+// bad.
+func manyInputs(filled uint8) string {
+	var names []string
+	for in := decodo.InputURL; in <= decodo.InputProductID; in++ {
+		if filled&(1<<in) != 0 {
+			names = append(names, in.String())
+		}
+	}
+	if len(names) == 2 {
+		return "row has both " + names[0] + " and " + names[1]
+	}
+	return "row has " + strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1] + ": a row fills one"
+}
+
+// params returns the canonical Params of a row's checked parameters over
+// the defaults. Equal texts are interned: rows repeat the same few
+// parameter sets, and sharing one string saves an allocation per row and
+// memory in every batch that holds them.
 func (r *Reader) params(ps *paramSet) Params {
-	if ps.set == 0 {
+	if ps.set == (bitset{}) {
 		return r.defParams
 	}
-	r.pbuf = appendParams(r.pbuf[:0], ps, &r.defaults)
+	r.pbuf = appendParams(r.pbuf[:0], r.space.defs, ps, &r.defaults)
 	if p, ok := r.intern[string(r.pbuf)]; ok {
 		return p
 	}
@@ -179,8 +244,34 @@ func checkQuery(q string) string {
 	return ""
 }
 
-// checkTarget returns why t cannot be a target name, or "". A name the
-// target table does not know passes: the API decides.
+// checkPrompt returns why p is not a prompt the API can take, or "".
+// Line breaks are part of a prompt.
+func checkPrompt(p string) string {
+	if strings.TrimSpace(p) == "" {
+		return "is blank"
+	}
+	if len(p) > decodo.MaxPromptLen {
+		if n := utf8.RuneCountInString(p); n > decodo.MaxPromptLen {
+			return "is longer than " + strconv.Itoa(decodo.MaxPromptLen) + " characters (" + strconv.Itoa(n) + ")"
+		}
+	}
+	return ""
+}
+
+// checkProductID returns why id is not a product id the API can take, or
+// "".
+func checkProductID(id string) string {
+	if strings.TrimSpace(id) == "" {
+		return "is blank"
+	}
+	if hasControl(id) {
+		return "contains a control character: " + quoteCap(id)
+	}
+	return ""
+}
+
+// checkTarget returns why t cannot be a target name, or "", before the
+// table is asked: a name of other characters is quoted in the reason.
 func checkTarget(t string) string {
 	if len(t) > 100 {
 		return "target name is too long: " + quoteCap(t)
@@ -243,3 +334,14 @@ func trimEOL(b []byte) []byte {
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// quoteName is a name as a message shows it: as it is when it is a plain
+// word, quoted otherwise.
+func quoteName(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || isDigit(c) || c == '_' || c == '-') {
+			return quoteCap(s)
+		}
+	}
+	return s
+}

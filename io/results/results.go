@@ -35,25 +35,38 @@ const (
 // checkpoint vouches for: it was changed outside the run.
 var ErrShorter = errors.New("output file is shorter than the checkpoint vouches for")
 
-// Row identifies an input row in an output line.
+// Row identifies an input row in an output line, with what it asked for:
+// an output line is enough to redo the row (it reads as an input line).
 type Row struct {
 	Row    int64  // 1-based record index
 	Line   int64  // line of the input where it starts
 	ID     string // the user's key, may be empty
 	Target string
-	URL    string
-	Query  string
+	// Field and Input: the input field the row fills ("url", "query",
+	// "prompt", "product_id"; "" for none) and its value.
+	Field, Input string
+	Params       string // the row's parameters, a JSON object; "" for none
 }
 
-// Result is a line of results.jsonl. Pages holds the raw JSON content of
-// each page of the task's results.
+// Page is one page of a task's results: what the target site answered.
+// Headers, Cookies and Content are raw JSON; empty means absent.
+type Page struct {
+	StatusCode int
+	Headers    json.RawMessage
+	Cookies    json.RawMessage
+	Content    json.RawMessage
+}
+
+// Result is a line of results.jsonl: with one page, its status_code,
+// headers, cookies and content; with more, "pages" holds them all and
+// status_code is the highest, so that a filter on 2xx catches a failed
+// page.
 type Result struct {
 	Row
-	TaskID     string
-	StatusCode int
-	Pages      []json.RawMessage
-	Attempts   int
-	FetchedAt  time.Time
+	TaskID    string
+	Pages     []Page
+	Attempts  int
+	FetchedAt time.Time
 }
 
 // Failure is a line of failed.jsonl.
@@ -69,6 +82,7 @@ type Failure struct {
 type Reject struct {
 	Row   int64
 	Line  int64
+	ID    string // the user's key, when the row has one
 	Error string
 	Input string
 }
@@ -191,21 +205,27 @@ func (w *Writer) Result(r *Result) error {
 	b := appendRow(w.line[:0], &r.Row)
 	b = append(b, `,"task_id":`...)
 	b = jsonstr.Append(b, r.TaskID)
+	status := 0
+	for _, p := range r.Pages {
+		status = max(status, p.StatusCode)
+	}
 	b = append(b, `,"status_code":`...)
-	b = strconv.AppendInt(b, int64(r.StatusCode), 10)
-	b = append(b, `,"content":`...)
+	b = strconv.AppendInt(b, int64(status), 10)
 	switch len(r.Pages) {
 	case 0:
-		b = append(b, "null"...)
+		b = append(b, `,"content":null`...)
 	case 1:
-		b = append(b, r.Pages[0]...)
+		b = appendPage(b, &r.Pages[0])
 	default:
-		b = append(b, '[')
-		for i, p := range r.Pages {
+		b = append(b, `,"pages":[`...)
+		for i := range r.Pages {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = append(b, p...)
+			b = append(b, `{"status_code":`...)
+			b = strconv.AppendInt(b, int64(r.Pages[i].StatusCode), 10)
+			b = appendPage(b, &r.Pages[i])
+			b = append(b, '}')
 		}
 		b = append(b, ']')
 	}
@@ -216,6 +236,24 @@ func (w *Writer) Result(r *Result) error {
 	b = append(b, "\"}\n"...)
 	w.line = b
 	return w.write(0, b)
+}
+
+// appendPage writes a page's headers, cookies (when there are any) and
+// content, each a compact JSON value.
+func appendPage(b []byte, p *Page) []byte {
+	if len(p.Headers) > 0 {
+		b = append(b, `,"headers":`...)
+		b = append(b, p.Headers...)
+	}
+	if len(p.Cookies) > 0 {
+		b = append(b, `,"cookies":`...)
+		b = append(b, p.Cookies...)
+	}
+	b = append(b, `,"content":`...)
+	if len(p.Content) == 0 {
+		return append(b, "null"...)
+	}
+	return append(b, p.Content...)
 }
 
 // Failed writes a line to failed.jsonl.
@@ -244,6 +282,10 @@ func (w *Writer) Reject(r *Reject) error {
 	b = strconv.AppendInt(b, r.Row, 10)
 	b = append(b, `,"line":`...)
 	b = strconv.AppendInt(b, r.Line, 10)
+	if r.ID != "" {
+		b = append(b, `,"id":`...)
+		b = jsonstr.Append(b, r.ID)
+	}
 	b = append(b, `,"error":`...)
 	b = jsonstr.Append(b, r.Error)
 	b = append(b, `,"input":`...)
@@ -264,12 +306,15 @@ func appendRow(b []byte, r *Row) []byte {
 	}
 	b = append(b, `,"target":`...)
 	b = jsonstr.Append(b, r.Target)
-	if r.Query != "" {
-		b = append(b, `,"query":`...)
-		b = jsonstr.Append(b, r.Query)
-	} else {
-		b = append(b, `,"url":`...)
-		b = jsonstr.Append(b, r.URL)
+	if r.Field != "" {
+		b = append(b, ',')
+		b = jsonstr.Append(b, r.Field)
+		b = append(b, ':')
+		b = jsonstr.Append(b, r.Input)
+	}
+	if r.Params != "" {
+		b = append(b, `,"params":`...)
+		b = append(b, r.Params...)
 	}
 	return b
 }

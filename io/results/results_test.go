@@ -58,11 +58,13 @@ func TestLinesRoundTrip(t *testing.T) {
 		}
 		odd := "a\"b\\c\n\t\x01\xff\u2028é<>&"
 		at := time.Date(2026, 3, 4, 11, 51, 9, 0, time.UTC)
-		must(t, w.Result(&Result{Row: Row{Row: 1, Line: 2, ID: odd, Target: "universal", URL: "https://x/" + odd},
-			TaskID: "7434928397127555073", StatusCode: 404, Pages: []json.RawMessage{json.RawMessage(`"<html>"`)}, Attempts: 2, FetchedAt: at}))
-		must(t, w.Result(&Result{Row: Row{Row: 2, Line: 3, Target: "google_search", Query: "q"},
-			TaskID: "1", StatusCode: 200, Pages: []json.RawMessage{json.RawMessage(`{"a":1}`), json.RawMessage(`"p2"`)}, Attempts: 1, FetchedAt: at}))
-		must(t, w.Failed(&Failure{Row: Row{Row: 3, Line: 4, Target: "universal", URL: "https://y"}, TaskID: "9", Error: odd, Attempts: 3}))
+		must(t, w.Result(&Result{Row: Row{Row: 1, Line: 2, ID: odd, Target: "universal", Field: "url", Input: "https://x/" + odd, Params: `{"geo":"de"}`},
+			TaskID: "7434928397127555073", Attempts: 2, FetchedAt: at,
+			Pages: []Page{{StatusCode: 404, Headers: json.RawMessage(`{"content-type":"text/html"}`), Content: json.RawMessage(`"<html>"`)}}}))
+		must(t, w.Result(&Result{Row: Row{Row: 2, Line: 3, Target: "google_search", Field: "query", Input: "q"},
+			TaskID: "1", Attempts: 1, FetchedAt: at,
+			Pages: []Page{{StatusCode: 200, Content: json.RawMessage(`{"a":1}`)}, {StatusCode: 500, Cookies: json.RawMessage(`[{"k":"v"}]`), Content: json.RawMessage(`"p2"`)}}}))
+		must(t, w.Failed(&Failure{Row: Row{Row: 3, Line: 4, Target: "chatgpt", Field: "prompt", Input: "hi"}, TaskID: "9", Class: "faulted", Error: odd, Attempts: 3}))
 		must(t, w.Reject(&Reject{Row: 4, Line: 5, Error: "bad", Input: odd}))
 		if _, err := w.Commit(); err != nil {
 			t.Fatal(err)
@@ -74,13 +76,17 @@ func TestLinesRoundTrip(t *testing.T) {
 		}
 		res := readJSONL(t, filepath.Join(dir, ResultsFile+ext), compress)
 		if len(res) != 2 || res[0]["id"] != strings.ToValidUTF8(odd, "\ufffd") || res[0]["status_code"] != 404.0 ||
-			res[0]["content"] != "<html>" || res[0]["task_id"] != "7434928397127555073" || res[0]["fetched_at"] != "2026-03-04T11:51:09Z" {
+			res[0]["content"] != "<html>" || res[0]["task_id"] != "7434928397127555073" || res[0]["fetched_at"] != "2026-03-04T11:51:09Z" ||
+			res[0]["headers"].(map[string]any)["content-type"] != "text/html" || res[0]["params"].(map[string]any)["geo"] != "de" {
 			t.Fatalf("results: %v", res)
 		}
-		if pages, ok := res[1]["content"].([]any); !ok || len(pages) != 2 || res[1]["query"] != "q" || res[1]["url"] != nil {
-			t.Errorf("multi-page result: %v", res[1])
+		pages, ok := res[1]["pages"].([]any)
+		if !ok || len(pages) != 2 || res[1]["query"] != "q" || res[1]["url"] != nil || res[1]["content"] != nil ||
+			res[1]["status_code"] != 500.0 || pages[1].(map[string]any)["status_code"] != 500.0 || pages[1].(map[string]any)["content"] != "p2" {
+			t.Errorf("multi-page result: the highest status and every page with its own: %v", res[1])
 		}
-		if f := readJSONL(t, filepath.Join(dir, FailedFile+ext), compress); len(f) != 1 || f[0]["attempts"] != 3.0 {
+		if f := readJSONL(t, filepath.Join(dir, FailedFile+ext), compress); len(f) != 1 || f[0]["attempts"] != 3.0 ||
+			f[0]["prompt"] != "hi" || f[0]["error_class"] != "faulted" {
 			t.Errorf("failed: %v", f)
 		}
 		if r := readJSONL(t, filepath.Join(dir, RejectsFile+ext), compress); len(r) != 1 || r[0]["line"] != 5.0 || r[0]["input"] == "" {
@@ -156,7 +162,7 @@ func TestCommitErrorsStick(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	if err := w.Result(&Result{Row: Row{Row: 1, Line: 2, Target: "universal", URL: "https://a"}, Pages: []json.RawMessage{[]byte(`"x"`)}}); err != nil {
+	if err := w.Result(&Result{Row: Row{Row: 1, Line: 2, Target: "universal", Field: "url", Input: "https://a"}, Pages: []Page{{Content: []byte(`"x"`)}}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := w.Commit(); err == nil || !strings.Contains(err.Error(), ResultsFile) {
