@@ -398,31 +398,52 @@ func TestPayOnce(t *testing.T) {
 		{"404 refuses", &decodo.Error{StatusCode: 404}, false, 1, nil, "", true},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			api := &fakeAPI{unwritten: tt.unwritten, respond: func(int, decodo.BatchRequest) error { return tt.err }}
-			cfg := Config{Size: 10, Attempts: 3, Backoff: decodo.Backoff{Base: time.Millisecond, Max: 2 * time.Millisecond}}
-			sink, _, err := runBatcher(t, api, cfg, urlItems(10, nil))
-			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
-				t.Fatalf("Run = %v, want %v", err, tt.wantErr)
+		for _, single := range []bool{false, true} {
+			name := tt.name
+			if single {
+				name += " (single tasks)"
 			}
-			if len(api.calls) != tt.calls {
-				t.Errorf("%d requests, want %d", len(api.calls), tt.calls)
-			}
-			if tt.failed != "" && (len(sink.failed) != 10 || sink.classes[tt.failed] != 10) {
-				t.Errorf("%d failed (classes %v), want 10 of class %s", len(sink.failed), sink.classes, tt.failed)
-			}
-			if tt.failed == "" && len(sink.failed) != 0 {
-				t.Errorf("%d failed, want none", len(sink.failed))
-			}
-			if tt.rejected != (len(sink.rejected) == 10) {
-				t.Errorf("%d rejected", len(sink.rejected))
-			}
-			if tt.wantErr != nil && len(sink.submitted)+len(sink.failed)+len(sink.rejected) != 0 {
-				t.Errorf("items reported though none was submitted")
-			}
-		})
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				api := &fakeAPI{unwritten: tt.unwritten, respond: func(int, decodo.BatchRequest) error { return tt.err }}
+				cfg := Config{Size: 10, Attempts: 3, TaskRate: 1000, Backoff: decodo.Backoff{Base: time.Millisecond, Max: 2 * time.Millisecond}}
+				items := urlItems(10, nil)
+				calls := tt.calls
+				if single {
+					items = promptItems(1)
+				}
+				sink, _, err := runBatcher(t, api, cfg, items)
+				n := len(items)
+				if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
+					t.Fatalf("Run = %v, want %v", err, tt.wantErr)
+				}
+				if got := len(api.calls) + len(api.singles); got != calls {
+					t.Errorf("%d requests, want %d", got, calls)
+				}
+				if tt.failed != "" && (len(sink.failed) != n || sink.classes[tt.failed] != n) {
+					t.Errorf("%d failed (classes %v), want %d of class %s", len(sink.failed), sink.classes, n, tt.failed)
+				}
+				if tt.failed == "" && len(sink.failed) != 0 {
+					t.Errorf("%d failed, want none", len(sink.failed))
+				}
+				if tt.rejected != (len(sink.rejected) == n) {
+					t.Errorf("%d rejected", len(sink.rejected))
+				}
+				if tt.wantErr != nil && len(sink.submitted)+len(sink.failed)+len(sink.rejected) != 0 {
+					t.Errorf("items reported though none was submitted")
+				}
+			})
+		}
 	}
+}
+
+// promptItems returns n rows of a prompt target, which go one by one.
+func promptItems(n int) []Item {
+	items := make([]Item, n)
+	for i := range items {
+		items[i] = Item{Record: records.Record{Row: int64(i + 1), Line: int64(i + 1), Target: "chatgpt", Prompt: fmt.Sprint("say ", i)}, Attempt: 1}
+	}
+	return items
 }
 
 // TestAuthEndsRun proves a 401 makes Run return decodo.ErrAuth.
