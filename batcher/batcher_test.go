@@ -420,6 +420,9 @@ func TestPayOnce(t *testing.T) {
 				if got := len(api.calls) + len(api.singles); got != calls {
 					t.Errorf("%d requests, want %d", got, calls)
 				}
+				if single && len(api.calls) != 0 {
+					t.Errorf("a prompt row went in a batch")
+				}
 				if tt.failed != "" && (len(sink.failed) != n || sink.classes[tt.failed] != n) {
 					t.Errorf("%d failed (classes %v), want %d of class %s", len(sink.failed), sink.classes, n, tt.failed)
 				}
