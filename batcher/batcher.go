@@ -645,10 +645,10 @@ func (b *Batcher) accepted(items []Item, list []string, resp *decodo.BatchRespon
 	var loose []string // tasks whose echo matched no item
 	for _, t := range resp.Tasks {
 		if idx := byItem[t.Item()]; len(idx) > 0 {
-			ids[idx[0]] = t.ID
+			ids[idx[0]] = string(t.ID)
 			byItem[t.Item()] = idx[1:]
 		} else {
-			loose = append(loose, t.ID)
+			loose = append(loose, string(t.ID))
 		}
 	}
 	var okItems []Item

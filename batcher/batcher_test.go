@@ -46,7 +46,7 @@ func (f *fakeAPI) Submit(ctx context.Context, params json.RawMessage) (*decodo.T
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.next++
-	return &decodo.Task{ID: fmt.Sprintf("%019d", f.next)}, nil
+	return &decodo.Task{ID: decodo.ID(fmt.Sprintf("%019d", f.next))}, nil
 }
 
 func (f *fakeAPI) SubmitBatch(ctx context.Context, req decodo.BatchRequest) (*decodo.BatchResponse, error) {
@@ -75,11 +75,11 @@ func (f *fakeAPI) SubmitBatch(ctx context.Context, req decodo.BatchRequest) (*de
 	// answer in reverse order: matching must go by the echoed item
 	for i := len(req.URLs) - 1; i >= 0; i-- {
 		f.next++
-		resp.Tasks = append(resp.Tasks, decodo.Task{ID: fmt.Sprintf("%019d", f.next), URL: req.URLs[i]})
+		resp.Tasks = append(resp.Tasks, decodo.Task{ID: decodo.ID(fmt.Sprintf("%019d", f.next)), URL: req.URLs[i]})
 	}
 	for i := len(req.Queries) - 1; i >= 0; i-- {
 		f.next++
-		resp.Tasks = append(resp.Tasks, decodo.Task{ID: fmt.Sprintf("%019d", f.next), Query: req.Queries[i]})
+		resp.Tasks = append(resp.Tasks, decodo.Task{ID: decodo.ID(fmt.Sprintf("%019d", f.next)), Query: req.Queries[i]})
 	}
 	return resp, nil
 }

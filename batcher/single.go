@@ -86,7 +86,7 @@ func (b *Batcher) single(ctx context.Context, it Item) error {
 		t, err := b.api.Submit(tctx, body)
 		if err == nil {
 			b.Stats.Singles.Add(1)
-			b.report(Event{Kind: Submitted, Items: []Item{it}, IDs: []string{t.ID}, At: time.Now()})
+			b.report(Event{Kind: Submitted, Items: []Item{it}, IDs: []string{string(t.ID)}, At: time.Now()})
 			return nil
 		}
 		if ctx.Err() != nil {

@@ -120,10 +120,10 @@ func (c *Client) SubmitBatch(ctx context.Context, req BatchRequest) (*BatchRespo
 }
 
 // Submit queues one task with the given parameters (a JSON object holding
-// target and url or query). It returns an [*Error] for a non-2xx answer.
+// target and its input field: url, query, prompt or product_id). It returns an [*Error] for a non-2xx answer.
 func (c *Client) Submit(ctx context.Context, params json.RawMessage) (*Task, error) {
 	var t Task
-	if _, err := c.do(ctx, http.MethodPost, "/v3/task", "POST /v3/task", params, t.UnmarshalJSON); err != nil {
+	if _, err := c.do(ctx, http.MethodPost, "/v3/task", "POST /v3/task", params, func(b []byte) error { return json.Unmarshal(b, &t) }); err != nil {
 		return nil, err
 	}
 	return &t, nil
@@ -133,7 +133,7 @@ func (c *Client) Submit(ctx context.Context, params json.RawMessage) (*Task, err
 // (404 once the task is unknown or expired).
 func (c *Client) Task(ctx context.Context, id string) (*Task, error) {
 	var t Task
-	if _, err := c.do(ctx, http.MethodGet, "/v3/task/"+url.PathEscape(id), "GET /v3/task/{id}", nil, t.UnmarshalJSON); err != nil {
+	if _, err := c.do(ctx, http.MethodGet, "/v3/task/"+url.PathEscape(id), "GET /v3/task/{id}", nil, func(b []byte) error { return json.Unmarshal(b, &t) }); err != nil {
 		return nil, err
 	}
 	return &t, nil

@@ -237,13 +237,13 @@ func TestSubmitBatchQueuesEveryItemInBothResponseForms(t *testing.T) {
 				}
 				echoed := map[string]int{}
 				for _, tk := range resp.Tasks {
-					if !taskIDPattern.MatchString(tk.ID) {
+					if !taskIDPattern.MatchString(string(tk.ID)) {
 						t.Errorf("task id %q is not a string of 19 digits", tk.ID)
 					}
-					if seen[tk.ID] {
+					if seen[string(tk.ID)] {
 						t.Errorf("task id %s handed out twice", tk.ID)
 					}
-					seen[tk.ID] = true
+					seen[string(tk.ID)] = true
 					if tk.Status != StatusPending || tk.Target != tt.req.Target {
 						t.Errorf("task %s: status %q target %q, want pending %s", tk.ID, tk.Status, tk.Target, tt.req.Target)
 					}
@@ -326,7 +326,7 @@ func TestRequestsCarryMethodPathHeadersAndBody(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !taskIDPattern.MatchString(tk.ID) || tk.Status != StatusPending || tk.Query != "coffee beans" {
+		if !taskIDPattern.MatchString(string(tk.ID)) || tk.Status != StatusPending || tk.Query != "coffee beans" {
 			t.Errorf("task = %+v, want a 19-digit id, pending, query echoed", tk)
 		}
 		ex := rec.last(t)
@@ -337,7 +337,7 @@ func TestRequestsCarryMethodPathHeadersAndBody(t *testing.T) {
 	})
 
 	t.Run("Task and Results are GETs of the task's paths", func(t *testing.T) {
-		id := submitURLs(t, c, "https://c.example/").Tasks[0].ID
+		id := string(submitURLs(t, c, "https://c.example/").Tasks[0].ID)
 		if _, err := c.Task(ctx, id); err != nil {
 			t.Fatal(err)
 		}
@@ -406,7 +406,7 @@ func TestTaskAndResultsGoFromPendingToDone(t *testing.T) {
 			if len(resp.Tasks) != 1 {
 				t.Fatalf("%d tasks, want 1", len(resp.Tasks))
 			}
-			item, id := resp.Tasks[0].Item(), resp.Tasks[0].ID
+			item, id := resp.Tasks[0].Item(), string(resp.Tasks[0].ID)
 
 			for _, step := range []time.Duration{0, delay - time.Second} {
 				clock.Advance(step)
@@ -414,7 +414,7 @@ func TestTaskAndResultsGoFromPendingToDone(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Task while pending: %v", err)
 				}
-				if tk.ID != id || tk.Status != StatusPending || tk.Item() != item {
+				if string(tk.ID) != id || tk.Status != StatusPending || tk.Item() != item {
 					t.Errorf("Task while pending = %+v, want id %s pending %q", tk, id, item)
 				}
 				res, ready, err := c.Results(ctx, id)
@@ -471,7 +471,7 @@ func TestFaultedTaskIsVisibleThroughTask(t *testing.T) {
 			t.Parallel()
 			c, _ := serveSandbox(t, sandbox.Config{FaultRate: 1, FaultMode: tt.mode})
 			ctx := context.Background()
-			id := submitURLs(t, c, "https://a.example/").Tasks[0].ID
+			id := string(submitURLs(t, c, "https://a.example/").Tasks[0].ID)
 			tk, err := c.Task(ctx, id)
 			if err != nil {
 				t.Fatal(err)
@@ -717,13 +717,13 @@ func TestClientIsSafeForConcurrentUse(t *testing.T) {
 	errs := make(chan error, 2*len(resp.Tasks))
 	for _, tk := range resp.Tasks {
 		wg.Go(func() {
-			got, err := c.Task(context.Background(), tk.ID)
+			got, err := c.Task(context.Background(), string(tk.ID))
 			if err == nil && got.ID != tk.ID {
 				err = fmt.Errorf("Task(%s) answered task %s", tk.ID, got.ID)
 			}
 			errs <- err
-			res, ready, err := c.Results(context.Background(), tk.ID)
-			if err == nil && (!ready || res[0].TaskID != tk.ID) {
+			res, ready, err := c.Results(context.Background(), string(tk.ID))
+			if err == nil && (!ready || res[0].TaskID != string(tk.ID)) {
 				err = fmt.Errorf("Results(%s): ready %v, %d results", tk.ID, ready, len(res))
 			}
 			errs <- err

@@ -30,7 +30,7 @@ const (
 // Task is the task object the API answers for a queued task and for a status
 // request. Only the fields the client acts on are decoded.
 type Task struct {
-	ID        string `json:"id"`
+	ID        ID     `json:"id"`
 	Status    string `json:"status"`
 	Target    string `json:"target"`
 	URL       string `json:"url"`
@@ -39,23 +39,15 @@ type Task struct {
 	UpdatedAt string `json:"updated_at"`
 }
 
-// UnmarshalJSON accepts an id sent as a string or as a bare number, kept
-// exact either way. It returns encoding/json's error for malformed JSON, or
-// an error for an id of another type.
-func (t *Task) UnmarshalJSON(b []byte) error {
-	// fields has Task's fields without this method; the outer id shadows
-	// the inner one.
-	type fields Task
-	*t = Task{}
-	v := struct {
-		*fields
-		ID json.RawMessage `json:"id"`
-	}{fields: (*fields)(t)}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	var err error
-	t.ID, err = idText(v.ID)
+// ID is a task's or a batch's id: the API sends it as a string of digits
+// or as a bare number above 2^53, kept exact as text either way.
+type ID string
+
+// UnmarshalJSON reads an id sent as a string or a number (null gives "").
+// It returns an error for an id of another type.
+func (id *ID) UnmarshalJSON(b []byte) error {
+	s, err := idText(b)
+	*id = ID(s)
 	return err
 }
 
@@ -149,7 +141,7 @@ func (r *BatchResponse) UnmarshalJSON(b []byte) error {
 		return json.Unmarshal(b, &r.Tasks)
 	}
 	var v struct {
-		ID      json.RawMessage   `json:"id"`
+		ID      ID                `json:"id"`
 		Queries []Task            `json:"queries"`
 		Tasks   []Task            `json:"tasks"`
 		Errors  []json.RawMessage `json:"errors"`
@@ -157,11 +149,7 @@ func (r *BatchResponse) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	id, err := idText(v.ID)
-	if err != nil {
-		return err
-	}
-	r.ID, r.Tasks, r.Errors = id, v.Queries, v.Errors
+	r.ID, r.Tasks, r.Errors = string(v.ID), v.Queries, v.Errors
 	if r.Tasks == nil {
 		r.Tasks = v.Tasks
 	}

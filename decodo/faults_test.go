@@ -65,16 +65,16 @@ func TestIndentedAnswersAndPagesAreRead(t *testing.T) {
 		t.Fatalf("SubmitBatch = %+v, %v", resp, err)
 	}
 	one, err := c.Submit(ctx, json.RawMessage(`{"target":"chatgpt","prompt":"hello","parse":true}`))
-	if err != nil || !taskIDPattern.MatchString(one.ID) {
+	if err != nil || !taskIDPattern.MatchString(string(one.ID)) {
 		t.Fatalf("Submit = %+v, %v", one, err)
 	}
 	codes := map[int]bool{}
 	for _, tk := range append(resp.Tasks, *one) {
-		st, err := c.Task(ctx, tk.ID)
+		st, err := c.Task(ctx, string(tk.ID))
 		if err != nil || st.Status != StatusDone || st.ID != tk.ID {
 			t.Fatalf("Task(%s) = %+v, %v", tk.ID, st, err)
 		}
-		res, ready, err := c.Results(ctx, tk.ID)
+		res, ready, err := c.Results(ctx, string(tk.ID))
 		if err != nil || !ready {
 			t.Fatalf("Results(%s): ready %v, %v", tk.ID, ready, err)
 		}
@@ -86,7 +86,7 @@ func TestIndentedAnswersAndPagesAreRead(t *testing.T) {
 			t.Fatalf("%d pages, want %d", len(res), want)
 		}
 		for i, r := range res {
-			if bytes.ContainsAny(r.Content, "\n\r") || r.Content[0] != '{' || r.TaskID != tk.ID {
+			if bytes.ContainsAny(r.Content, "\n\r") || r.Content[0] != '{' || r.TaskID != string(tk.ID) {
 				t.Errorf("page content %.80q of task %s (entry's task %s)", r.Content, tk.ID, r.TaskID)
 			}
 			codes[r.StatusCode] = true

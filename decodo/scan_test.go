@@ -158,7 +158,7 @@ func sandboxAnswers(b *testing.B) (batch, results []byte) {
 		b.Fatal(err)
 	}
 	for range 100 {
-		if results = get("GET", "/v3/task/"+resp.Tasks[0].ID+"/results", nil); len(results) > 0 {
+		if results = get("GET", "/v3/task/"+string(resp.Tasks[0].ID)+"/results", nil); len(results) > 0 {
 			return batch, results
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -141,11 +141,11 @@ func (f *fakeGetter) Task(ctx context.Context, id string) (*decodo.Task, error) 
 	case !ok:
 		return nil, &decodo.Error{StatusCode: 404}
 	case time.Now().Before(at):
-		return &decodo.Task{ID: id, Status: decodo.StatusPending}, nil
+		return &decodo.Task{ID: decodo.ID(id), Status: decodo.StatusPending}, nil
 	case f.faulted[id]:
-		return &decodo.Task{ID: id, Status: decodo.StatusFaulted}, nil
+		return &decodo.Task{ID: decodo.ID(id), Status: decodo.StatusFaulted}, nil
 	}
-	return &decodo.Task{ID: id, Status: decodo.StatusDone}, nil
+	return &decodo.Task{ID: decodo.ID(id), Status: decodo.StatusDone}, nil
 }
 
 type sinkRec struct {
