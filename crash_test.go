@@ -133,7 +133,7 @@ func killAndResume(t *testing.T, bin string, seed uint64) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "out")
-	const batchSize = 150
+	const batchSize = 50
 	args := []string{"run", "--endpoint", srv.URL, "--batch-size", fmt.Sprint(batchSize), "--batch-interval", "20ms",
 		"--retries", "6", "--progress", "none", "-q", in, "-o", out}
 	rng := rand.New(rand.NewPCG(seed, 99))

@@ -16,7 +16,6 @@ import (
 	"runtime/debug"
 	"syscall"
 
-	"github.com/decodo-batch/decodo-batch/batcher"
 	"github.com/decodo-batch/decodo-batch/decodo"
 	"github.com/decodo-batch/decodo-batch/io/checkpoint"
 	"github.com/decodo-batch/decodo-batch/io/records"
@@ -88,7 +87,7 @@ func exitCode(err error) int {
 		return exitLocked
 	case errors.Is(err, job.ErrStopped):
 		return exitStopped
-	case errors.Is(err, batcher.ErrUnavailable):
+	case errors.Is(err, decodo.ErrUnavailable):
 		return exitUnavailable
 	case errors.Is(err, job.ErrPartial):
 		return exitPartial
@@ -107,7 +106,11 @@ func advise(err error) error {
 		return fmt.Errorf("%w; check DECODO_TOKEN (the Basic token from the Decodo dashboard), or DECODO_USERNAME and DECODO_PASSWORD, or --token-file", err)
 	case errors.Is(err, records.ErrFormat):
 		return fmt.Errorf("%w; give --format csv|jsonl|txt", err)
-	case errors.Is(err, batcher.ErrUnavailable):
+	case errors.Is(err, records.ErrUnknownColumn), errors.Is(err, records.ErrUnknownParam):
+		return fmt.Errorf("%w (--allow-param NAME passes a parameter the tables do not list, unchecked; the target is --target)", err)
+	case errors.Is(err, job.ErrForeignCheckpoint):
+		return fmt.Errorf("%w; resume with the token and endpoint the job was started with, or use --restart to start over (it pays for the pending tasks again)", err)
+	case errors.Is(err, decodo.ErrUnavailable):
 		return fmt.Errorf("%w; nothing was lost: run the same command again to continue", err)
 	}
 	return err
@@ -132,7 +135,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch args[0] {
 	case "run":
-		return runCmd(ctx, args[1:], stdout, stderr)
+		return advise(runCmd(ctx, args[1:], stdout, stderr))
 	case "status":
 		return statusCmd(args[1:], stdout, stderr)
 	case "sandbox":

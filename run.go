@@ -41,6 +41,9 @@ func parseParams(kvs, allow []string) (records.Params, error) {
 	var all records.Params
 	for _, kv := range kvs {
 		p, err := records.ParseParam(kv, allow)
+		if errors.Is(err, records.ErrUnknownParam) {
+			return "", usagef("--param: %v (--allow-param NAME passes a parameter the tables do not list, unchecked; the target is --target)", err)
+		}
 		if err != nil {
 			return "", usagef("--param: %v", err)
 		}
@@ -220,7 +223,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if sum != nil && !f.quiet && (sum.Outcome != "error" || sum.Results+sum.Failed+sum.Rejected+sum.Pending > 0) {
 		printSummary(stderr, sum, f.out)
 	}
-	return advise(err)
+	return err
 }
 
 func progressMode(mode string, quiet bool, stderr io.Writer) string {

@@ -60,11 +60,16 @@ type Event struct {
 // its answer was lost: they are not sent again, which could pay twice.
 const ClassUnknown = "unknown"
 
-// ErrUnavailable is returned by [Batcher.Run] when a batch could not be
-// submitted after every attempt, for reasons that show the API did not
-// take it (502, 503, 504, a connection refused): its items stay
-// unsubmitted, for the next run.
-var ErrUnavailable = errors.New("the API was unavailable")
+// ErrUnavailable is [decodo.ErrUnavailable]: [Batcher.Run] returns it
+// (wrapped) when a batch could not be submitted after every attempt, for
+// reasons that show the API did not take it (502, 503, 504, a connection
+// refused): its items stay unsubmitted, for the next run.
+var ErrUnavailable = decodo.ErrUnavailable
+
+// ErrRefused is returned by [Batcher.Run] when the API answered a
+// submission with a 4xx that is not about its content (404, 405...): a
+// wrong endpoint, or a proxy in the way. Nothing was queued.
+var ErrRefused = errors.New("the API refused the submission")
 
 // Input is what the owner feeds a batcher with.
 type Input struct {
@@ -119,6 +124,7 @@ type Batcher struct {
 	lastSent time.Time
 
 	tasks *rate.Limiter // single tasks
+	slowT atomic.Int32  // accepted tasks to go before tasks is back to TaskRate
 
 	mu     sync.Mutex
 	holdCh chan struct{} // while the owner holds submissions back: closed on release
@@ -355,7 +361,7 @@ func (b *Batcher) submit(ctx context.Context, want chan<- struct{}, ready <-chan
 			case errors.Is(err, decodo.ErrAuth):
 				cancel(err) // every request in flight will be refused too
 				stop()
-			case errors.Is(err, ErrUnavailable):
+			case errors.Is(err, ErrUnavailable), errors.Is(err, ErrRefused):
 				stop() // no more batches; those in flight may still be taken
 			}
 			return err
@@ -546,9 +552,8 @@ func (b *Batcher) send(ctx context.Context, key Key, items []Item) error {
 			continue
 		case verdictRefused:
 			return apiErr
-		case verdictReject:
-			b.report(Event{Kind: Rejected, Items: items, Reason: err.Error()})
-			return nil
+		case verdictFatal:
+			return fmt.Errorf("%w: %v", ErrRefused, err)
 		case verdictUnknown:
 			b.cfg.Log.Warn("batch outcome unknown", "items", len(items), "err", err)
 			b.report(Event{Kind: Failed, Class: ClassUnknown, Items: items, Reason: unknownReason(err)})
@@ -573,7 +578,7 @@ const (
 	verdictRetry   verdict = iota // the API surely did not take it: try again after a backoff
 	verdictWait                   // 429: wait, then send the same again
 	verdictRefused                // 400, 422, 413: the API refused the content
-	verdictReject                 // another 4xx: refused, nothing queued
+	verdictFatal                  // another 4xx (404, 405...): the endpoint refuses every request; the run ends
 	verdictUnknown                // the API may have queued the tasks: never sent again
 	verdictAuth                   // the token is refused: the run ends
 )
@@ -594,8 +599,10 @@ func judge(err error, written bool) (verdict, *decodo.Error) {
 		return verdictWait, apiErr
 	case isAPI && refused(apiErr):
 		return verdictRefused, apiErr
+	case isAPI && apiErr.StatusCode == 408:
+		return verdictRetry, apiErr // the API timed the request out before reading it
 	case isAPI && apiErr.StatusCode < 500:
-		return verdictReject, apiErr
+		return verdictFatal, apiErr
 	case isAPI && surelyNotTaken(apiErr.StatusCode):
 		return verdictRetry, apiErr
 	case isAPI, written:

@@ -395,7 +395,8 @@ func TestPayOnce(t *testing.T) {
 		{"refused connection retried", broken, true, 3, ErrUnavailable, "", false},
 		{"500 not sent again", &decodo.Error{StatusCode: 500}, false, 1, nil, ClassUnknown, false},
 		{"broken after writing not sent again", broken, false, 1, nil, ClassUnknown, false},
-		{"404 refuses", &decodo.Error{StatusCode: 404}, false, 1, nil, "", true},
+		{"404 ends the run", &decodo.Error{StatusCode: 404}, false, 1, ErrRefused, "", false},
+		{"408 retried", &decodo.Error{StatusCode: 408}, false, 3, ErrUnavailable, "", false},
 	}
 	for _, tt := range tests {
 		for _, single := range []bool{false, true} {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 
 	"github.com/decodo-batch/decodo-batch/decodo"
 	"github.com/decodo-batch/decodo-batch/io/jsonstr"
@@ -18,7 +19,7 @@ import (
 
 // maxSingleQueue bounds the rows waiting to go one by one before the
 // batcher stops taking rows.
-const maxSingleQueue = 256
+const maxSingleQueue = 4096
 
 // batchable reports whether a row's input can go in a batch: the batch
 // endpoint takes url or query arrays only.
@@ -53,7 +54,7 @@ func (b *Batcher) submitSingles(ctx context.Context, in <-chan Item) error {
 			case errors.Is(err, decodo.ErrAuth):
 				cancel(err)
 				stop()
-			case errors.Is(err, ErrUnavailable):
+			case errors.Is(err, ErrUnavailable), errors.Is(err, ErrRefused):
 				stop()
 			}
 			return err
@@ -85,6 +86,7 @@ func (b *Batcher) single(ctx context.Context, it Item) error {
 		})
 		t, err := b.api.Submit(tctx, body)
 		if err == nil {
+			b.recoverTasks()
 			b.Stats.Singles.Add(1)
 			b.report(Event{Kind: Submitted, Items: []Item{it}, IDs: []string{string(t.ID)}, At: time.Now()})
 			return nil
@@ -100,9 +102,11 @@ func (b *Batcher) single(ctx context.Context, it Item) error {
 				return err
 			}
 			continue
-		case verdictRefused, verdictReject:
+		case verdictRefused:
 			b.report(Event{Kind: Rejected, Items: []Item{it}, Reason: err.Error()})
 			return nil
+		case verdictFatal:
+			return fmt.Errorf("%w: %v", ErrRefused, err)
 		case verdictUnknown:
 			b.cfg.Log.Warn("task outcome unknown", "row", it.Row, "err", err)
 			b.report(Event{Kind: Failed, Class: ClassUnknown, Items: []Item{it}, Reason: unknownReason(err)})
@@ -119,9 +123,17 @@ func (b *Batcher) single(ctx context.Context, it Item) error {
 }
 
 // slowTasks lowers the single-task rate after a 429, by a fifth each time,
-// down to one task every ten seconds.
+// down to one task every ten seconds; recoverTasks brings it back to
+// TaskRate after a run of accepted tasks, as for batches.
 func (b *Batcher) slowTasks() {
 	b.tasks.SetLimit(max(b.tasks.Limit()*0.8, 0.1))
+	b.slowT.Store(10)
+}
+
+func (b *Batcher) recoverTasks() {
+	if b.slowT.Load() > 0 && b.slowT.Add(-1) == 0 {
+		b.tasks.SetLimit(rate.Limit(b.cfg.TaskRate))
+	}
 }
 
 // taskBody is the JSON object of one task: the row's parameters, its

@@ -19,6 +19,11 @@ import (
 // is not a loopback address: the token would cross the network in clear.
 var ErrInsecureEndpoint = errors.New("decodo: refusing to send the token over plain http to a non-loopback host")
 
+// ErrUnavailable is what callers return when the API could not be reached
+// or answered 5xx beyond their retries: nothing was lost, and a later run
+// goes on.
+var ErrUnavailable = errors.New("the API was unavailable")
+
 // ErrAuth is what callers return when the API refuses the token (401/403);
 // it ends a run.
 var ErrAuth = errors.New("the API refused the token (401/403)")

@@ -134,7 +134,7 @@ type BatchResponse struct {
 
 // UnmarshalJSON accepts both forms the API is known to answer: the SDK's
 // object {"id", "queries" (or "tasks"), "errors"} and a bare array of task
-// objects. It returns the errors of [Task.UnmarshalJSON].
+// objects. It returns the errors of [ID.UnmarshalJSON].
 func (r *BatchResponse) UnmarshalJSON(b []byte) error {
 	*r = BatchResponse{}
 	if b = bytes.TrimLeft(b, " \t\r\n"); len(b) > 0 && b[0] == '[' {

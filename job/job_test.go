@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -422,7 +423,7 @@ func TestRunMaxRuntime(t *testing.T) {
 	cfg.MaxRuntime = time.Second
 	start := time.Now()
 	sum, err := Run(context.Background(), cfg)
-	if !errors.Is(err, ErrStopped) || sum.Stopped != "--max-runtime reached" {
+	if !errors.Is(err, ErrStopped) || sum.Stopped != "runtime limit reached" {
 		t.Fatalf("err %v, stopped %q", err, sum.Stopped)
 	}
 	// The deadline is the feature: a run that ignored it would take 15s.
@@ -503,5 +504,67 @@ func TestRunRefusesForeignCheckpoint(t *testing.T) {
 	}
 	if n := other.Stats().TasksCreated; n != 0 {
 		t.Errorf("the other API was made to create %d tasks", n)
+	}
+}
+
+// forgetful is an API that has lost some tasks: it answers 404 for them.
+type forgetful struct {
+	API
+	lost map[string]bool
+}
+
+func (f *forgetful) Results(ctx context.Context, id string) ([]decodo.Result, bool, error) {
+	if f.lost[id] {
+		return nil, false, &decodo.Error{StatusCode: 404, Op: "GET /v3/task/{id}/results"}
+	}
+	return f.API.Results(ctx, id)
+}
+
+func (f *forgetful) Task(ctx context.Context, id string) (*decodo.Task, error) {
+	if f.lost[id] {
+		return nil, &decodo.Error{StatusCode: 404, Op: "GET /v3/task/{id}"}
+	}
+	return f.API.Task(ctx, id)
+}
+
+// TestRunResubmitsLostTasks proves a resume where the API has lost a few of
+// the checkpoint's tasks (404) among many it knows submits those rows again
+// and finishes, rather than taking the checkpoint for another account's.
+func TestRunResubmitsLostTasks(t *testing.T) {
+	t.Parallel()
+	sb, api := fastSandbox(t, sandbox.Config{Delay: sandbox.Delay{Kind: sandbox.Fixed, Fixed: 300 * time.Millisecond}})
+	var b strings.Builder
+	for i := 1; i <= 200; i++ {
+		fmt.Fprintf(&b, "https://example.com/l/%d\n", i)
+	}
+	cfg := testConfig(t, api, writeFile(t, "in.txt", b.String()))
+	cfg.Batch.Size = 50
+	cfg.NoWait = true
+	if _, err := Run(context.Background(), cfg); !errors.Is(err, ErrStopped) {
+		t.Fatalf("--no-wait run: %v", err)
+	}
+	st, err := checkpoint.Read(filepath.Join(cfg.Out, "checkpoint"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := map[string]bool{}
+	st.EachPending(func(row int64, p checkpoint.Pending) bool {
+		if row%70 == 1 { // rows 1, 71, 141
+			lost[strconv.FormatUint(p.TaskID, 10)] = true
+		}
+		return true
+	})
+	cfg.API, cfg.NoWait = &forgetful{API: api, lost: lost}, false
+	if _, err := Run(context.Background(), cfg); err != nil {
+		t.Fatalf("resume with %d lost tasks: %v", len(lost), err)
+	}
+	again := 0
+	for _, m := range readLines(t, filepath.Join(cfg.Out, "results.jsonl")) {
+		if m["attempts"].(float64) == 2 {
+			again++
+		}
+	}
+	if got := sb.Stats().TasksCreated; again != len(lost) || got != 200+len(lost) {
+		t.Errorf("%d rows submitted again, %d tasks created; want the %d lost ones, %d", again, got, len(lost), 200+len(lost))
 	}
 }

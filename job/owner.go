@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/decodo-batch/decodo-batch/batcher"
+	"github.com/decodo-batch/decodo-batch/decodo"
 	"github.com/decodo-batch/decodo-batch/io/checkpoint"
 	"github.com/decodo-batch/decodo-batch/io/records"
 	"github.com/decodo-batch/decodo-batch/io/results"
@@ -81,8 +82,11 @@ type counts struct {
 func newOwner(cfg *Config, j *checkpoint.Journal, w *results.Writer, api *counted) *owner {
 	o := &owner{
 		cfg: cfg, j: j, st: j.State(), w: w, api: api,
-		reads:   make(chan readEvent, 256),
-		batches: make(chan batcher.Event, 16),
+		reads: make(chan readEvent, 256),
+		// Unbuffered: a batch the API accepted waits in the batcher until
+		// the owner takes it to the journal, so no more accepted batches
+		// than the POSTs in flight can be unjournaled at a crash.
+		batches: make(chan batcher.Event),
 		polls:   make(chan poller.Event, 1024),
 		rows:    make(chan batcher.Item),
 		again:   make(chan []batcher.Item),
@@ -149,7 +153,7 @@ func (o *owner) loop(ctx context.Context, errs <-chan error, quiet <-chan struct
 			case o.total >= 0 && o.doneCount() >= o.total:
 				o.stop("")
 			case o.cfg.NoWait && o.inputEnded && o.atBatcher == 0 && len(o.toSubmit) == 0 && len(o.resubmit) == 0:
-				o.stop("--no-wait: everything is submitted")
+				o.stop("everything is submitted (no-wait)")
 			}
 		}
 		if o.inputEnded && len(o.toSubmit) == 0 && !o.rowsClosed {
@@ -218,12 +222,12 @@ func (o *owner) loop(ctx context.Context, errs <-chan error, quiet <-chan struct
 			o.cfg.Log.Warn("stopping: finishing requests in flight; a second signal exits at once")
 		case <-submitEnd:
 			submitEnd = nil
-			o.cfg.Log.Info("--max-runtime near: no more submissions")
+			o.cfg.Log.Info("runtime limit near: no more submissions")
 			o.stopRead()
 			o.stopBatch()
 		case <-deadline:
 			deadline = nil
-			o.stop("--max-runtime reached")
+			o.stop("runtime limit reached")
 		case <-quiet:
 			// Every producer has returned: take what they left, and end.
 			for drained := false; !drained; {
@@ -267,7 +271,10 @@ func (o *owner) readRow(e readEvent) error {
 		o.total = e.rows
 		o.inputEnded = true
 		o.prog.total.Store(e.rows)
-		return o.j.InputEnd(e.rows)
+		if err := o.j.InputEnd(e.rows); err != nil {
+			return err
+		}
+		return o.checkForeign() // every resumed task is known now
 	case e.bad != nil:
 		if o.done(e.bad.Row) {
 			return nil
@@ -372,7 +379,9 @@ func (o *owner) polled(e poller.Event) error {
 		}
 		delete(o.polling, t.Row)
 		if !unknown {
-			o.resumedKnown++
+			if !t.Known() { // counted when it answered as pending
+				o.resumedKnown++
+			}
 			if err := o.checkForeign(); err != nil {
 				return err
 			}
@@ -405,18 +414,23 @@ type lostTask struct {
 }
 
 // foreignUndecided reports whether too few resumed tasks have answered yet
-// to tell whether the checkpoint's tasks are this account's.
+// to tell whether the checkpoint's tasks are this account's: fewer than
+// foreignSample, and not every one of them (the input may hold more).
 func (o *owner) foreignUndecided() bool {
 	if o.foreignDecided {
 		return false
 	}
 	answered := o.resumedKnown + len(o.resumed404)
-	return answered < min(o.resumedTotal, foreignSample)
+	return answered < foreignSample && !(o.inputEnded && answered >= o.resumedTotal)
 }
 
 // foreignSample is how many resumed tasks must answer before their 404s
-// are judged.
-const foreignSample = 20
+// are judged; foreignMin is the fewest 404s that can make a checkpoint
+// foreign (below it, they are lost tasks, submitted again).
+const (
+	foreignSample = 20
+	foreignMin    = 5
+)
 
 // checkForeign decides, once enough resumed tasks have answered, whether
 // the API knows this checkpoint's tasks. If most answered 404 the run
@@ -427,7 +441,7 @@ func (o *owner) checkForeign() error {
 		return nil
 	}
 	o.foreignDecided = true
-	if n := len(o.resumed404); n > o.resumedKnown {
+	if n := len(o.resumed404); n > o.resumedKnown && n >= foreignMin {
 		return fmt.Errorf("%w: %d of the %d tasks of this checkpoint that answered are unknown to it (404)", ErrForeignCheckpoint, n, n+o.resumedKnown)
 	}
 	held := o.resumed404
@@ -561,7 +575,7 @@ func (o *owner) finish(err error) (*Summary, error) {
 	}
 	s.WaitP50, s.WaitP95 = o.wait.quantile(0.5), o.wait.quantile(0.95)
 	switch {
-	case errors.Is(err, batcher.ErrUnavailable):
+	case errors.Is(err, decodo.ErrUnavailable):
 		s.Outcome = "unavailable"
 		s.Stopped = err.Error()
 	case err != nil:

@@ -41,7 +41,7 @@ type Event struct {
 // Error classes of lost tasks.
 const (
 	ClassFaulted = "faulted" // the API says the task faulted
-	ClassLost    = "lost"    // the API no longer knows the task (404), or it could not be read
+	ClassLost    = "lost"    // the API no longer knows the task (404)
 )
 
 // Task is a submitted task being watched: the API's id, and the input row
@@ -76,7 +76,7 @@ type Config struct {
 	// this has its status checked on every third look [20s]; then the bound
 	// is 1.5× the 95th percentile of completion times (at least 1s).
 	StatusAfter time.Duration
-	MaxErrors   int // consecutive failed requests before a task is lost [10]
+	MaxErrors   int // consecutive failed requests of a task before Run gives up with decodo.ErrUnavailable [10]
 	Backoff     decodo.Backoff
 	Log         *slog.Logger
 	// Sleep waits for d or until ctx is done [decodo.Sleep]; tests swap
@@ -150,7 +150,9 @@ func (p *Poller) poke() {
 
 // Run looks at tasks as they come due until ctx is done, and sends out one
 // [Event] per task. It returns nil then (requests in flight are cancelled:
-// reads cost nothing), or [decodo.ErrAuth] when the token is refused. Run
+// reads cost nothing), [decodo.ErrAuth] when the token is refused, or
+// [decodo.ErrUnavailable] (wrapped) when a task could not be read
+// MaxErrors times in a row. Run
 // may be called once.
 func (p *Poller) Run(ctx context.Context, out chan<- Event) error {
 	p.out = out
@@ -274,6 +276,10 @@ func (p *Poller) look(ctx context.Context, t *Task) error {
 	return nil
 }
 
+// Known reports whether a Known event was sent for the task. Read it only
+// after an event of the task was received.
+func (t *Task) Known() bool { return t.known }
+
 // forget drops a task the estimate was watching (faulted or lost).
 func (p *Poller) forget(t *Task) {
 	if !t.Resumed {
@@ -350,9 +356,9 @@ func (p *Poller) failed(ctx context.Context, t *Task, err error) error {
 	}
 	t.errs++
 	if t.errs >= p.cfg.MaxErrors {
-		p.forget(t)
-		p.send(ctx, Event{Task: t, Lost: fmt.Sprintf("could not read the task after %d attempts: %v", t.errs, err), Class: ClassLost})
-		return nil
+		// Not lost: the API did not answer. Submitting the row again could
+		// pay twice; the task stays pending for the next run.
+		return fmt.Errorf("%w: read task %s: %d attempts, the last: %v", decodo.ErrUnavailable, t.ID, t.errs, err)
 	}
 	p.cfg.Log.Debug("poll retry", "task", t.ID, "err", err)
 	p.again(t, time.Now().Add(p.cfg.Backoff.Delay(t.errs)))

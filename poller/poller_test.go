@@ -255,8 +255,9 @@ func TestPollerReportsEachOnce(t *testing.T) {
 }
 
 // TestPollerRetriesErrors proves 5xx and transport errors are retried and
-// the task still comes through; a task that always errors is lost after
-// MaxErrors.
+// the task still comes through; a task that always errors is never
+// reported lost (submitting it again could pay twice): after MaxErrors Run
+// ends with ErrUnavailable and the task stays pending for the next run.
 func TestPollerRetriesErrors(t *testing.T) {
 	t.Parallel()
 	g := newFake()
@@ -267,17 +268,31 @@ func TestPollerRetriesErrors(t *testing.T) {
 		if id == "bad" {
 			return &decodo.Error{StatusCode: 503}
 		}
-		if n.Add(1) <= 3 {
+		if n.Add(1) <= 2 {
 			return &decodo.Error{StatusCode: 500}
 		}
 		return nil
 	}
-	s := runPoller(t, g, Config{Workers: 2, MaxErrors: 4, Backoff: decodo.Backoff{Base: time.Millisecond, Max: 2 * time.Millisecond}}, []string{"ok", "bad"})
-	if s.done["ok"] != 1 {
-		t.Errorf("task with transient errors: done %d", s.done["ok"])
+	p := New(g, Config{Workers: 2, MaxErrors: 8, Backoff: decodo.Backoff{Base: time.Millisecond, Max: 2 * time.Millisecond}})
+	now := time.Now()
+	p.Add(&Task{ID: "ok", Row: 1, Attempt: 1, Submitted: now}, &Task{ID: "bad", Row: 2, Attempt: 1, Submitted: now})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	events := make(chan Event, 4)
+	err := p.Run(ctx, events)
+	if !errors.Is(err, decodo.ErrUnavailable) || ctx.Err() != nil {
+		t.Fatalf("Run = %v, want ErrUnavailable for the task that always errors", err)
 	}
-	if s.lost["bad"] == "" {
-		t.Errorf("task with persistent errors not lost")
+	close(events)
+	done := false
+	for e := range events {
+		if e.Task.ID == "bad" {
+			t.Errorf("the unreadable task was reported: %+v", e)
+		}
+		done = done || e.Task.ID == "ok" && e.Lost == "" && len(e.Results) > 0
+	}
+	if !done {
+		t.Error("the task with 2 transient errors did not come through before the other's 8")
 	}
 }
 

@@ -68,36 +68,44 @@ func SyncDir(dir string) error {
 }
 
 // MkdirAll creates dir and any missing parents, and syncs the parent of
-// each directory it creates, so that they survive a power cut.
+// each directory it creates, so that they survive a power cut. The parent
+// of dir is synced even when dir exists: an earlier run may have died
+// between creating it and syncing.
 func MkdirAll(dir string) error {
 	dir = filepath.Clean(dir)
 	if fi, err := os.Stat(dir); err == nil {
 		if !fi.IsDir() {
 			return &fs.PathError{Op: "mkdir", Path: dir, Err: fs.ErrExist}
 		}
-		return nil
-	}
-	if parent := filepath.Dir(dir); parent != dir {
-		if err := MkdirAll(parent); err != nil {
-			return err
-		}
-	}
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		if !errors.Is(err, fs.ErrExist) {
-			return err
-		}
-		return nil // made meanwhile by someone else, who syncs it
+	} else if err := mkdirs(dir); err != nil {
+		return err
 	}
 	return SyncDir(filepath.Dir(dir))
 }
 
-// OpenFile opens path for reading and writing, creating it if it does not
-// exist; a file it creates has its name synced before OpenFile returns.
-func OpenFile(path string, perm fs.FileMode) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
-	if errors.Is(err, fs.ErrExist) {
-		return os.OpenFile(path, os.O_RDWR, 0)
+// mkdirs creates dir and its missing parents, syncing the parent of each
+// but dir's, which MkdirAll syncs.
+func mkdirs(dir string) error {
+	parent := filepath.Dir(dir)
+	if _, err := os.Stat(parent); err != nil && parent != dir {
+		if err := mkdirs(parent); err != nil {
+			return err
+		}
+		if err := SyncDir(filepath.Dir(parent)); err != nil {
+			return err
+		}
 	}
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return nil
+}
+
+// OpenFile opens path for reading and writing, creating it if it does not
+// exist, and syncs its directory before it returns: the name is durable
+// even if an earlier run that created it died before syncing it.
+func OpenFile(path string, perm fs.FileMode) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, perm)
 	if err != nil {
 		return nil, err
 	}
@@ -132,17 +140,20 @@ func ReplaceFile(path string, data []byte, perm fs.FileMode) (*os.File, error) {
 			err = os.Rename(tmp, path)
 		}
 	}
-	f.Close()
 	if err != nil {
+		f.Close()
 		os.Remove(tmp)
 		return nil, err
 	}
 	// Opened again under its name, so that errors and the fsync seam
-	// name the file as it is now.
-	if f, err = os.OpenFile(path, os.O_RDWR, 0); err != nil {
-		return nil, err
+	// name the file as it is now. If that fails, the file is in place all
+	// the same: return it, open under its old name, with the error.
+	nf, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return f, err
 	}
-	return f, SyncDir(filepath.Dir(path))
+	f.Close()
+	return nf, SyncDir(filepath.Dir(path))
 }
 
 // WriteFile replaces path with data durably, as [ReplaceFile] does, and

@@ -211,7 +211,7 @@ func (r *Reader) readHeader() error {
 			cols[i] = column{kind: colUnnamed}
 			continue
 		} else {
-			hint := didYouMean(decodo.Nearest(lower, r.space.names)) + ": no target takes it (--allow-param " + quoteName(n) + " passes it through unchecked)"
+			hint := didYouMean(decodo.Nearest(lower, r.space.names)) + ": no target takes it"
 			if strings.Contains(n, "://") || strings.Contains(n, ".") {
 				hint = " (is the header row missing?)"
 			}

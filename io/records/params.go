@@ -85,12 +85,11 @@ func lookupParam(key string) (int, error) {
 	}
 	switch {
 	case key == keyTarget:
-		return 0, errors.New("param target: use --target")
+		return 0, fmt.Errorf("param target: %w (the target of every row is an option of its own)", ErrUnknownParam)
 	case key == keyID || inputFields[key] != decodo.InputNone:
 		return 0, fmt.Errorf("param %s: belongs in the input rows, not in a parameter", key)
 	}
-	return 0, fmt.Errorf("param %q: unknown parameter%s: no target takes it (--allow-param %s passes it through unchecked)",
-		key, didYouMean(decodo.Nearest(key, known.names)), key)
+	return 0, fmt.Errorf("param %q: %w%s: no target takes it", key, ErrUnknownParam, didYouMean(decodo.Nearest(key, known.names)))
 }
 
 // Merge returns p with the keys of over added, replacing those p has.

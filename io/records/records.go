@@ -44,6 +44,10 @@ var (
 	// ErrUnknownColumn: a CSV header names a column that is not url,
 	// query, prompt, product_id, target, id, a parameter some target takes
 	// or an allowed one. The message names it and the nearest known name.
+	// ErrUnknownParam: a default parameter (ParseParam) that no target
+	// takes, or that is not a parameter at all (target, the input fields,
+	// id). The message names it, and the nearest known name.
+	ErrUnknownParam  = errors.New("unknown parameter")
 	ErrUnknownColumn = errors.New("unknown column")
 	// ErrHeader: a CSV header that repeats a column, has no input field
 	// (url, query, prompt, product_id) and no target column where rows
@@ -144,7 +148,7 @@ type Reader struct {
 func Open(path string, opt Options) (*Reader, error) {
 	if path == "-" {
 		if opt.Format == "" {
-			return nil, fmt.Errorf("stdin: %w: give the format (--format csv|jsonl|txt)", ErrFormat)
+			return nil, fmt.Errorf("stdin: %w: the format cannot be told from a name", ErrFormat)
 		}
 		return NewReader(os.Stdin, "stdin", opt)
 	}
@@ -309,9 +313,9 @@ func FormatFromName(name string) (string, error) {
 		return "txt", nil
 	}
 	if name == "-" || name == "stdin" {
-		return "", fmt.Errorf("stdin: %w: give the format (--format csv|jsonl|txt)", ErrFormat)
+		return "", fmt.Errorf("stdin: %w: the format cannot be told from a name", ErrFormat)
 	}
-	return "", fmt.Errorf("%s: %w: cannot tell it from the name; give --format csv|jsonl|txt", name, ErrFormat)
+	return "", fmt.Errorf("%s: %w: cannot tell it from the name", name, ErrFormat)
 }
 
 func hasGzipExt(name string) bool {

@@ -174,7 +174,7 @@ func TestCSV(t *testing.T) {
 			name:  "a query row without a target and without a default is a bad row",
 			input: "query,target\ncoffee,\ncoffee,google_search\n",
 			want: []string{
-				"row 1 line 2: ERROR query row has no target (none in the row and no --target)",
+				"row 1 line 2: ERROR query row has no target (none in the row and no default target)",
 				"row 2 line 3: google_search query=coffee",
 			},
 		},
@@ -285,7 +285,7 @@ func TestCSVHeaderErrorsAreFatal(t *testing.T) {
 		{"a repeated column is named", "\n\nurl,geo,GEO\n", ErrHeader, `in.csv: line 3: bad CSV header: column "geo" appears twice`},
 		{"a header without an input field or a target", "id,geo\n", ErrHeader, "it has no url, query, prompt or product_id column"},
 		{"an unknown column names the nearest known name", "query,target,google_results_langauge\n,q,google_search,de\n", ErrUnknownColumn,
-			`unknown column "google_results_langauge" in the header (did you mean google_results_language?): no target takes it (--allow-param google_results_langauge passes it through unchecked)`},
+			`unknown column "google_results_langauge" in the header (did you mean google_results_language?): no target takes it`},
 		{"passtrough and passthrough are one column", "url,passtrough,passthrough\n", ErrHeader, `column "passthrough" appears twice`},
 		{"a header with a quote error", "url,\"id\n", ErrHeader, "in.csv: line 1: bad CSV header"},
 	} {

@@ -65,8 +65,8 @@ func TestTargetsJSONL(t *testing.T) {
 				"row 4 line 4: ERROR target universal takes a url, not a product_id",
 				"row 5 line 5: ERROR target universal_ecommerce takes no input, not a url",
 				"row 6 line 6: ERROR row has no prompt, which target chatgpt takes",
-				"row 7 line 7: ERROR prompt row has no target (none in the row and no --target)",
-				"row 8 line 8: ERROR product_id row has no target (none in the row and no --target)",
+				"row 7 line 7: ERROR prompt row has no target (none in the row and no default target)",
+				"row 8 line 8: ERROR product_id row has no target (none in the row and no default target)",
 				"row 9 line 9: ERROR row has url, query and prompt: a row fills one",
 			},
 		},
@@ -122,7 +122,7 @@ func TestTargetsJSONL(t *testing.T) {
 			input: `{"query":"q","target":"youtube_channel"}` + "\n" + `{"query":"q","target":"google_search"}` + "\n",
 			opt:   Options{Defaults: `{"geo":"us"}`},
 			want: []string{
-				"row 1 line 1: ERROR target youtube_channel does not take geo (it takes callback_url, limit, markdown, parse, passthrough); geo is a default parameter (--param)",
+				"row 1 line 1: ERROR target youtube_channel does not take geo (it takes callback_url, limit, markdown, parse, passthrough); geo is a default parameter",
 				`row 2 line 2: google_search query=q {"geo":"us"}`,
 			},
 		},
@@ -234,7 +234,7 @@ func TestUnknownColumnIsFatal(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = r.Next()
-	want := `in.csv: line 1: unknown column "googel_tbs" in the header (did you mean google_tbs?): no target takes it (--allow-param googel_tbs passes it through unchecked)`
+	want := `in.csv: line 1: unknown column "googel_tbs" in the header (did you mean google_tbs?): no target takes it`
 	if !errors.Is(err, ErrUnknownColumn) || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
 	}

@@ -58,7 +58,7 @@ func (r *Reader) finish(v *row, rec *Record) string {
 		case decodo.InputNone:
 			return "row has no url, query, prompt or product_id"
 		default:
-			return in.String() + " row has no target (none in the row and no --target)"
+			return in.String() + " row has no target (none in the row and no default target)"
 		}
 	}
 	if target != r.lastTarget || r.lastInfo == nil {
@@ -103,7 +103,7 @@ func (r *Reader) finish(v *row, rec *Record) string {
 		return ti.notTaken(r.space.defs[i].name, "")
 	}
 	if i, ok := r.defaults.set.firstNotIn(&ti.takes); ok {
-		return ti.notTaken(r.space.defs[i].name, "; "+r.space.defs[i].name+" is a default parameter (--param)")
+		return ti.notTaken(r.space.defs[i].name, "; "+r.space.defs[i].name+" is a default parameter")
 	}
 	ps := &v.params
 	for w := range ps.set {
