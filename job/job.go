@@ -152,7 +152,11 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	}
 	// The names of OUT (and of the checkpoint's directory) must survive a
 	// power cut before the journal records a task that is paid for.
-	for _, dir := range []string{cfg.Out, filepath.Dir(cfg.checkpointPath())} {
+	dirs := []string{cfg.Out}
+	if d := filepath.Dir(cfg.checkpointPath()); filepath.Clean(d) != filepath.Clean(cfg.Out) {
+		dirs = append(dirs, d)
+	}
+	for _, dir := range dirs {
 		if err := durable.MkdirAll(dir); err != nil {
 			return nil, fmt.Errorf("create output directory: %w", err)
 		}
