@@ -6,6 +6,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -23,8 +24,38 @@ import (
 	"github.com/decodo-batch/decodo-batch/job"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version may be set at build time with -ldflags "-X main.version=...";
+// else it comes from the build info (the module version of a go install,
+// or the VCS revision of a build from a clone).
+var version = ""
+
+// versionText returns the version, the VCS revision and its time when the
+// build info has them, e.g. "v1.2.0" or "(devel) 3f9502d 2026-12-02T04:20:33Z".
+func versionText() string {
+	v := version
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return cmp.Or(v, "(unknown)")
+	}
+	v = cmp.Or(v, bi.Main.Version)
+	var rev, at, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value[:min(len(s.Value), 12)]
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = " (modified)"
+			}
+		}
+	}
+	if rev != "" {
+		v += " " + rev + " " + at + dirty
+	}
+	return v
+}
 
 // Exit codes, for cron and scripts; they are decided here only.
 const (
@@ -69,6 +100,9 @@ func reportErr(err error, stderr io.Writer) int {
 	code := exitCode(err)
 	if err != nil && code != exitOK && code != exitPartial && code != exitStopped {
 		fmt.Fprintln(stderr, "decodo-batch:", err)
+	}
+	if code == exitUsage {
+		fmt.Fprintln(stderr, `Run "decodo-batch -h", or "decodo-batch COMMAND -h" for a command's flags.`)
 	}
 	return code
 }
@@ -141,23 +175,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "sandbox":
 		return sandboxCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
-		fmt.Fprintln(stdout, "decodo-batch", version)
+		fmt.Fprintln(stdout, "decodo-batch", versionText())
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usageText)
 		return nil
 	}
-	fmt.Fprint(stderr, usageText)
 	return usagef("unknown command %q", args[0])
 }
 
 // parseArgs parses flags that may come before or after the positional
-// arguments ("run INPUT -o OUT" and "run -o OUT INPUT" both work).
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+// arguments ("run INPUT -o OUT" and "run -o OUT INPUT" both work). -h and
+// --help print the command's usage to stdout; a bad flag is a usage error
+// of one line.
+func parseArgs(fs *flag.FlagSet, args []string, stdout io.Writer) ([]string, error) {
+	fs.SetOutput(io.Discard) // the flag package's own error print, and its usage after it
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				fs.SetOutput(stdout)
+				fs.Usage()
 				return nil, err
 			}
 			return nil, usagef("%v", err)

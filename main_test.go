@@ -219,3 +219,32 @@ func TestRefusedTokenAdvice(t *testing.T) {
 		t.Fatalf("refused token: exit %d, want 1 with advice on the token: %s", code, stderr)
 	}
 }
+
+// TestHelpAndUsageErrors proves -h prints a command's flags to stdout and
+// exits 0, and a usage error prints its reason and one line pointing to
+// -h (not the whole flag list) and exits 2, enumerated flags included.
+func TestHelpAndUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, cmd := range []string{"run", "status", "sandbox"} {
+		code, stdout, stderr := runCLI(t, cmd, "-h")
+		if code != exitOK || !strings.Contains(stdout, "Usage: decodo-batch "+cmd) || stderr != "" {
+			t.Errorf("%s -h: exit %d, stdout %.60q, stderr %q", cmd, code, stdout, stderr)
+		}
+	}
+	for _, args := range [][]string{
+		{"run", "--bogus", "in.txt", "-o", "out"},
+		{"run", "--progress", "bra", "in.txt", "-o", "out"},
+		{"run", "--format", "xlsx", "in.txt", "-o", "out"},
+		{"run", "--log-format", "xml", "in.txt", "-o", "out"},
+		{"nosuchcommand"},
+	} {
+		code, stdout, stderr := runCLI(t, args...)
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		if code != exitUsage || stdout != "" || len(lines) != 2 || !strings.Contains(lines[1], "-h") {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and a reason then a pointer to -h", args, code, stderr)
+		}
+	}
+	if code, stdout, _ := runCLI(t, "version"); code != exitOK || !strings.HasPrefix(stdout, "decodo-batch ") || strings.TrimSpace(stdout) == "decodo-batch" {
+		t.Errorf("version: exit %d, %q", code, stdout)
+	}
+}

@@ -13,7 +13,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 
@@ -94,7 +96,7 @@ func runFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&f.verbose, "v", false, "verbose logging")
 	fs.BoolVar(&f.quiet, "q", false, "quiet: errors only, no progress or summary")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: decodo-batch run [flags] INPUT\n\nFlags:\n")
+		fmt.Fprint(fs.Output(), "Usage: decodo-batch run [flags] INPUT\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	return fs
@@ -118,13 +120,12 @@ func newLogger(w io.Writer, format string, verbose, quiet bool) *slog.Logger {
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f runFlags
 	fs := runFlagSet(&f, stderr)
-	pos, err := parseArgs(fs, args)
+	pos, err := parseArgs(fs, args, stdout)
 	if err != nil {
 		return err
 	}
 	switch {
 	case len(pos) != 1:
-		fs.Usage()
 		return usagef("run takes one INPUT (a file, or - for stdin), got %d", len(pos))
 	case f.out == "" && !f.dryRun:
 		return usagef("run needs --out DIR")
@@ -139,7 +140,11 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	case f.batchInterval <= 0:
 		return usagef("--batch-interval must be positive")
 	case f.logFormat != "text" && f.logFormat != "json":
-		return usagef("--log-format must be text or json")
+		return usagef("--log-format must be text or json, not %q", f.logFormat)
+	case !slices.Contains([]string{"auto", "bar", "log", "none"}, f.progress):
+		return usagef("--progress must be auto, bar, log or none, not %q", f.progress)
+	case f.format != "" && !slices.Contains([]string{"csv", "jsonl", "txt"}, f.format):
+		return usagef("--format must be csv, jsonl or txt, not %q", f.format)
 	}
 	input := pos[0]
 	format := f.format
@@ -242,7 +247,7 @@ func progressMode(mode string, quiet bool, stderr io.Writer) string {
 // connect returns the API client: the real API (or --endpoint) with the
 // user's token, or an in-process sandbox with a token of its own.
 func connect(ctx context.Context, f *runFlags, log *slog.Logger, stderr io.Writer) (job.API, func(), error) {
-	cc := decodo.Config{Conns: f.workers, Version: version}
+	cc := decodo.Config{Conns: f.workers, Version: strings.Fields(versionText())[0]}
 	if !f.sandbox {
 		token, err := loadToken(f.tokenFile)
 		if err != nil {
@@ -331,12 +336,31 @@ func printSummary(w io.Writer, s *job.Summary, out string) {
 	if s.Rows >= 0 {
 		rows = fmt.Sprint(s.Rows)
 	}
-	fmt.Fprintf(w, "decodo-batch: %s rows: %d results, %d failed, %d rejected, %d pending; %d batches, %.1fs, %.1f tasks/s, %.2f GETs/task\n",
-		rows, s.Results, s.Failed, s.Rejected, s.Pending, s.Batches, s.Seconds, s.TasksPerSec, s.GetsPerTask)
+	fmt.Fprintf(w, "decodo-batch: %s rows: %d %s, %d failed, %d rejected, %d pending; %s, %.1fs, %.1f tasks/s, %.2f GETs/task\n",
+		rows, s.Results, plural(s.Results, "result", "results"), s.Failed, s.Rejected, s.Pending,
+		count(s.Batches, "batch", "batches"), s.Seconds, s.TasksPerSec, s.GetsPerTask)
 	if s.Outcome == "stopped" {
 		fmt.Fprintf(w, "decodo-batch: stopped (%s): run the same command again to continue\n", s.Stopped)
 	}
-	if s.Failed+s.Rejected > 0 {
-		fmt.Fprintf(w, "decodo-batch: see %s/failed.jsonl and %s/rejects.jsonl\n", out, out)
+	var see []string
+	if s.Failed > 0 {
+		see = append(see, filepath.Join(out, "failed.jsonl"))
+	}
+	if s.Rejected > 0 {
+		see = append(see, filepath.Join(out, "rejects.jsonl"))
+	}
+	if len(see) > 0 {
+		fmt.Fprintf(w, "decodo-batch: see %s\n", strings.Join(see, " and "))
 	}
 }
+
+// plural returns one or many by n.
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// count returns n and its noun, e.g. "1 batch", "3 batches".
+func count(n int64, one, many string) string { return fmt.Sprintf("%d %s", n, plural(n, one, many)) }

@@ -17,10 +17,10 @@ func sandboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cfg := sandbox.Config{Delay: sandbox.Delay{Kind: sandbox.Uniform, Min: 500 * time.Millisecond, Max: 3 * time.Second}}
 	cfg.RegisterFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: decodo-batch sandbox [flags]\n\nServes a simulated Decodo Scraper API (the four asynchronous endpoints)\nuntil interrupted. GET /_sandbox/stats shows its counters.\n\nFlags:\n")
+		fmt.Fprint(fs.Output(), "Usage: decodo-batch sandbox [flags]\n\nServes a simulated Decodo Scraper API (the four asynchronous endpoints)\nuntil interrupted. GET /_sandbox/stats shows its counters.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	pos, err := parseArgs(fs, args)
+	pos, err := parseArgs(fs, args, stdout)
 	if err != nil {
 		return err
 	}

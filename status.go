@@ -38,15 +38,14 @@ func statusCmd(args []string, stdout, stderr io.Writer) error {
 	asJSON := fset.Bool("json", false, "print JSON for scripts")
 	cp := fset.String("checkpoint", "", "the journal, if not OUT/checkpoint")
 	fset.Usage = func() {
-		fmt.Fprint(stderr, "Usage: decodo-batch status [--json] [--checkpoint FILE] OUT\n\n")
+		fmt.Fprint(fset.Output(), "Usage: decodo-batch status [--json] [--checkpoint FILE] OUT\n\n")
 		fset.PrintDefaults()
 	}
-	pos, err := parseArgs(fset, args)
+	pos, err := parseArgs(fset, args, stdout)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 && *cp == "" {
-		fset.Usage()
 		return usagef("status takes one OUT directory")
 	}
 	path := *cp
@@ -74,9 +73,9 @@ func statusCmd(args []string, stdout, stderr io.Writer) error {
 	if r.ETASeconds >= 0 {
 		eta = (time.Duration(r.ETASeconds) * time.Second).String()
 	}
-	fmt.Fprintf(stdout, "checkpoint  %s\ninput       %s\nrows        %s\nsubmitted   %d tasks\ndone        %d (results %d, failed %d, rejected %d)\npending     %d\nremaining   %s\nrate        %.1f rows/s\neta         %s\nstarted     %s\nupdated     %s (%d sessions)\n",
-		r.Checkpoint, r.Input, rows, r.Submitted, r.Done, r.Results, r.Failed, r.Rejected, r.Pending, remaining,
-		r.RowsPerSec, eta, r.Started.Format(time.RFC3339), r.Updated.Format(time.RFC3339), r.Sessions)
+	fmt.Fprintf(stdout, "checkpoint  %s\ninput       %s\nrows        %s\nsubmitted   %s\ndone        %d (results %d, failed %d, rejected %d)\npending     %d\nremaining   %s\nrate        %.1f rows/s\neta         %s\nstarted     %s\nupdated     %s (%s)\n",
+		r.Checkpoint, r.Input, rows, count(r.Submitted, "task", "tasks"), r.Done, r.Results, r.Failed, r.Rejected, r.Pending, remaining,
+		r.RowsPerSec, eta, r.Started.Format(time.RFC3339), r.Updated.Format(time.RFC3339), count(int64(r.Sessions), "session", "sessions"))
 	return nil
 }
 
