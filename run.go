@@ -147,6 +147,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usagef("--format must be csv, jsonl or txt, not %q", f.format)
 	}
 	input := pos[0]
+	if fi, err := os.Stat(input); err == nil && fi.IsDir() {
+		return usagef("INPUT %s is a directory: give a CSV, JSONL or TXT file", input)
+	}
 	format := f.format
 	if format == "" {
 		if input == "-" {
