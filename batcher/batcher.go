@@ -519,12 +519,32 @@ func (b *Batcher) send(ctx context.Context, key Key, items []Item) error {
 	} else {
 		req.URLs = list
 	}
+	var resp *decodo.BatchResponse
+	err := b.attempts(ctx, "batch", items, b.pace, b.slowDown, func(ctx context.Context) (err error) {
+		resp, err = b.api.SubmitBatch(ctx, req)
+		return err
+	})
+	if err == nil && resp != nil { // nil when the outcome is unknown: reported
+		b.accepted(items, list, resp)
+	}
+	return err
+}
+
+// attempts sends one submission (post) until the API accepts it, refuses
+// it, or the attempts are spent. pace waits for its slot and returns a
+// function to call once its headers are written. It follows the pay-once
+// rules of [judge]: sent again only where the API surely did not take it.
+// It returns nil when the submission was accepted; the [*decodo.Error] of
+// a refused content, for the caller to deal with; nil too when the outcome
+// is unknown, after reporting the items failed; or an error that ends the
+// run ([decodo.ErrAuth], [ErrRefused], [ErrUnavailable], ctx's).
+func (b *Batcher) attempts(ctx context.Context, what string, items []Item, pace func(context.Context) (func(), error), slow func(), post func(context.Context) error) error {
 	failures := 0
 	for sent := 0; ; sent++ {
 		if sent > 0 {
 			b.Stats.Retried.Add(1)
 		}
-		release, err := b.pace(ctx)
+		release, err := pace(ctx)
 		if err != nil {
 			return err
 		}
@@ -533,10 +553,9 @@ func (b *Batcher) send(ctx context.Context, key Key, items []Item) error {
 			WroteHeaders: release,
 			WroteRequest: func(i httptrace.WroteRequestInfo) { written.Store(i.Err == nil) },
 		})
-		resp, err := b.api.SubmitBatch(tctx, req)
+		err = post(tctx)
 		release() // if the headers were never written (a fake, a dial error)
 		if err == nil {
-			b.accepted(items, list, resp)
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -546,7 +565,7 @@ func (b *Batcher) send(ctx context.Context, key Key, items []Item) error {
 		case verdictAuth:
 			return fmt.Errorf("%w: %s", decodo.ErrAuth, apiErr.Message)
 		case verdictWait:
-			if err := b.rateLimited(ctx, b.slowDown, apiErr.RetryAfter); err != nil {
+			if err := b.rateLimited(ctx, slow, apiErr.RetryAfter); err != nil {
 				return err
 			}
 			continue
@@ -555,16 +574,16 @@ func (b *Batcher) send(ctx context.Context, key Key, items []Item) error {
 		case verdictFatal:
 			return fmt.Errorf("%w: %v", ErrRefused, err)
 		case verdictUnknown:
-			b.cfg.Log.Warn("batch outcome unknown", "items", len(items), "err", err)
+			b.cfg.Log.Warn(what+" outcome unknown", "items", len(items), "row", items[0].Row, "err", err)
 			b.report(Event{Kind: Failed, Class: ClassUnknown, Items: items, Reason: unknownReason(err)})
 			return nil
 		}
 		failures++
 		if failures >= b.cfg.Attempts {
-			b.cfg.Log.Warn("batch not submitted", "items", len(items), "attempts", failures, "err", err)
-			return fmt.Errorf("%w: submit a batch: %d attempts, the last: %v", ErrUnavailable, failures, err)
+			b.cfg.Log.Warn(what+" not submitted", "items", len(items), "attempts", failures, "err", err)
+			return fmt.Errorf("%w: submit a %s: %d attempts, the last: %v", ErrUnavailable, what, failures, err)
 		}
-		b.cfg.Log.Debug("batch retry", "items", len(items), "err", err)
+		b.cfg.Log.Debug(what+" retry", "items", len(items), "err", err)
 		if err := decodo.Sleep(ctx, b.cfg.Backoff.Delay(failures)); err != nil {
 			return err
 		}

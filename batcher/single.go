@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"net/http/httptrace"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -67,59 +64,36 @@ func (b *Batcher) submitSingles(ctx context.Context, in <-chan Item) error {
 	return err
 }
 
-// single submits one row as one task until it is accepted, refused, or out
-// of attempts, with the rules of [Batcher.send]: sent again only where the
-// API surely did not take it.
+// single submits one row as one task, with the rules of [Batcher.attempts].
+// The caller has waited for its first slot.
 func (b *Batcher) single(ctx context.Context, it Item) error {
 	body := taskBody(&it.Record)
-	failures := 0
-	for sent := 0; ; sent++ {
-		if sent > 0 {
-			b.Stats.Retried.Add(1)
-			if err := b.tasks.Wait(ctx); err != nil {
-				return err
-			}
+	first := true
+	pace := func(ctx context.Context) (func(), error) {
+		if first {
+			first = false
+			return func() {}, nil
 		}
-		var written atomic.Bool
-		tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-			WroteRequest: func(i httptrace.WroteRequestInfo) { written.Store(i.Err == nil) },
-		})
-		t, err := b.api.Submit(tctx, body)
-		if err == nil {
-			b.recoverTasks()
-			b.Stats.Singles.Add(1)
-			b.report(Event{Kind: Submitted, Items: []Item{it}, IDs: []string{string(t.ID)}, At: time.Now()})
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		switch v, apiErr := judge(err, written.Load()); v {
-		case verdictAuth:
-			return fmt.Errorf("%w: %s", decodo.ErrAuth, apiErr.Message)
-		case verdictWait:
-			if err := b.rateLimited(ctx, b.slowTasks, apiErr.RetryAfter); err != nil {
-				return err
-			}
-			continue
-		case verdictRefused:
-			b.report(Event{Kind: Rejected, Items: []Item{it}, Reason: err.Error()})
-			return nil
-		case verdictFatal:
-			return fmt.Errorf("%w: %v", ErrRefused, err)
-		case verdictUnknown:
-			b.cfg.Log.Warn("task outcome unknown", "row", it.Row, "err", err)
-			b.report(Event{Kind: Failed, Class: ClassUnknown, Items: []Item{it}, Reason: unknownReason(err)})
-			return nil
-		}
-		failures++
-		if failures >= b.cfg.Attempts {
-			return fmt.Errorf("%w: submit a task: %d attempts, the last: %v", ErrUnavailable, failures, err)
-		}
-		if err := decodo.Sleep(ctx, b.cfg.Backoff.Delay(failures)); err != nil {
-			return err
-		}
+		return func() {}, b.tasks.Wait(ctx)
 	}
+	var t *decodo.Task
+	err := b.attempts(ctx, "task", []Item{it}, pace, b.slowTasks, func(ctx context.Context) (err error) {
+		t, err = b.api.Submit(ctx, body)
+		return err
+	})
+	var refused *decodo.Error
+	switch {
+	case errors.As(err, &refused):
+		b.report(Event{Kind: Rejected, Items: []Item{it}, Reason: err.Error()})
+		return nil
+	case err != nil:
+		return err
+	case t != nil: // nil when the outcome is unknown: reported
+		b.recoverTasks()
+		b.Stats.Singles.Add(1)
+		b.report(Event{Kind: Submitted, Items: []Item{it}, IDs: []string{string(t.ID)}, At: time.Now()})
+	}
+	return nil
 }
 
 // slowTasks lowers the single-task rate after a 429, by a fifth each time,
