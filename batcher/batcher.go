@@ -326,14 +326,8 @@ func (b *Batcher) group(ctx context.Context, in <-chan Item, again <-chan []Item
 // submit asks for a batch when its slot comes and posts it, several in
 // flight at once.
 func (b *Batcher) submit(ctx context.Context, want chan<- struct{}, ready <-chan *Batch) error {
-	// Requests in flight outlive a cancelled ctx: their answer carries the
-	// task ids we pay for. Only an auth error cancels them.
-	pctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	defer cancel(nil)
-	lctx, stop := context.WithCancel(ctx)
-	defer stop()
-	var pg errgroup.Group
-	pg.SetLimit(b.cfg.InFlight)
+	pg, lctx := b.newPool(ctx)
+	defer pg.stop()
 	for lctx.Err() == nil {
 		if b.waitHold(lctx) != nil {
 			break
@@ -355,20 +349,53 @@ func (b *Batcher) submit(ctx context.Context, want chan<- struct{}, ready <-chan
 		if bt == nil {
 			break
 		}
-		pg.Go(func() error {
-			err := b.post(pctx, bt)
-			switch {
-			case errors.Is(err, decodo.ErrAuth):
-				cancel(err) // every request in flight will be refused too
-				stop()
-			case errors.Is(err, ErrUnavailable), errors.Is(err, ErrRefused):
-				stop() // no more batches; those in flight may still be taken
-			}
-			return err
-		})
+		pg.do(func(ctx context.Context) error { return b.post(ctx, bt) })
 	}
-	err := pg.Wait()
-	if cause := context.Cause(pctx); cause != nil {
+	return pg.wait()
+}
+
+// pool runs submissions, at most InFlight at once. Requests in flight
+// outlive the ctx the pool was made from: their answers carry the task ids
+// we pay for. Only a refused token cancels them; any error that ends the
+// run stops the submitting loop (its ctx), so no new request starts.
+type pool struct {
+	g      errgroup.Group
+	ctx    context.Context // of the requests
+	cancel context.CancelCauseFunc
+	stop   context.CancelFunc // the loop's
+}
+
+// newPool returns a pool, and the ctx the submitting loop runs under.
+func (b *Batcher) newPool(ctx context.Context) (*pool, context.Context) {
+	p := &pool{}
+	p.ctx, p.cancel = context.WithCancelCause(context.WithoutCancel(ctx))
+	lctx, stop := context.WithCancel(ctx)
+	p.stop = stop
+	p.g.SetLimit(b.cfg.InFlight)
+	return p, lctx
+}
+
+// do runs one submission when a place is free.
+func (p *pool) do(submit func(ctx context.Context) error) {
+	p.g.Go(func() error {
+		err := submit(p.ctx)
+		switch {
+		case errors.Is(err, decodo.ErrAuth):
+			p.cancel(err) // every request in flight will be refused too
+			p.stop()
+		case errors.Is(err, ErrUnavailable), errors.Is(err, ErrRefused):
+			p.stop() // no more submissions; those in flight may still be taken
+		}
+		return err
+	})
+}
+
+// wait waits for the submissions in flight and returns the first error
+// that ends the run.
+func (p *pool) wait() error {
+	err := p.g.Wait()
+	defer p.cancel(nil)
+	if cause := context.Cause(p.ctx); cause != nil {
 		return cause
 	}
 	return err

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
 	"github.com/decodo-batch/decodo-batch/decodo"
@@ -29,12 +28,8 @@ func batchable(r *records.Record) bool {
 // (POST /v3/task), paced by their own limiter, several in flight at once.
 // Like batches, requests in flight outlive a cancelled ctx.
 func (b *Batcher) submitSingles(ctx context.Context, in <-chan Item) error {
-	pctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	defer cancel(nil)
-	lctx, stop := context.WithCancel(ctx)
-	defer stop()
-	var pg errgroup.Group
-	pg.SetLimit(b.cfg.InFlight)
+	pg, lctx := b.newPool(ctx)
+	defer pg.stop()
 	for lctx.Err() == nil {
 		var it Item
 		select {
@@ -45,23 +40,9 @@ func (b *Batcher) submitSingles(ctx context.Context, in <-chan Item) error {
 		if b.waitHold(lctx) != nil || b.tasks.Wait(lctx) != nil {
 			break // it was never sent: the next run reads it again
 		}
-		pg.Go(func() error {
-			err := b.single(pctx, it)
-			switch {
-			case errors.Is(err, decodo.ErrAuth):
-				cancel(err)
-				stop()
-			case errors.Is(err, ErrUnavailable), errors.Is(err, ErrRefused):
-				stop()
-			}
-			return err
-		})
+		pg.do(func(ctx context.Context) error { return b.single(ctx, it) })
 	}
-	err := pg.Wait()
-	if cause := context.Cause(pctx); cause != nil {
-		return cause
-	}
-	return err
+	return pg.wait()
 }
 
 // single submits one row as one task, with the rules of [Batcher.attempts].

@@ -116,19 +116,12 @@ func OpenFile(path string, perm fs.FileMode) (*os.File, error) {
 	return f, nil
 }
 
-// Rename renames oldpath to newpath and syncs the directory, so that the
-// rename survives a power cut. Both must be in one directory.
-func Rename(oldpath, newpath string) error {
-	if err := os.Rename(oldpath, newpath); err != nil {
-		return err
-	}
-	return SyncDir(filepath.Dir(newpath))
-}
-
 // ReplaceFile writes data to path+".tmp", fsyncs it, renames it over path
 // and syncs the directory, so that path holds either what it held or all
-// of data. It returns the new file, open for reading and writing. If only the directory sync failed, it returns the file and the
-// error: the rename happened, but may not survive a power cut.
+// of data. It returns the new file, open for reading and writing. If only
+// the directory sync (or reopening the file under its name) failed, it
+// returns the file and the error: the rename happened, but may not survive
+// a power cut.
 func ReplaceFile(path string, data []byte, perm fs.FileMode) (*os.File, error) {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, perm)

@@ -334,14 +334,3 @@ func trimEOL(b []byte) []byte {
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
-// quoteName is a name as a message shows it: as it is when it is a plain
-// word, quoted otherwise.
-func quoteName(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || isDigit(c) || c == '_' || c == '-') {
-			return quoteCap(s)
-		}
-	}
-	return s
-}
