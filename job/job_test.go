@@ -247,9 +247,16 @@ func TestRunFaults(t *testing.T) {
 	if sum.Resubmitted == 0 {
 		t.Error("no task was resubmitted with a 10% fault rate")
 	}
-	// With 3 retries a row fails only if 4 tasks in a row fault (1e-4).
-	if sum.Results < 990 {
-		t.Errorf("only %d results of 1000; failed %d", sum.Results, sum.Failed)
+	// With 3 retries a row fails as faulted only if 4 tasks in a row
+	// fault (1e-4). A batch POST hit by an injected 500 or a dropped
+	// connection fails its rows as unknown instead (never sent again, which
+	// could pay twice): those are not counted here.
+	classes := map[string]int{}
+	for _, m := range readLines(t, filepath.Join(cfg.Out, "failed.jsonl")) {
+		classes[m["error_class"].(string)]++
+	}
+	if other := int(sum.Failed) - classes["unknown"]; other > 10 {
+		t.Errorf("%d rows failed other than as unknown (%v), of %d results", other, classes, sum.Results)
 	}
 	rescued := 0
 	for _, m := range readLines(t, filepath.Join(cfg.Out, "results.jsonl")) {
