@@ -59,7 +59,7 @@ type runFlags struct {
 	progress, logFormat, sandboxArgs                     string
 	params                                               stringsFlag
 	batchSize, workers, retries                          int
-	batchInterval, maxRuntime                            time.Duration
+	batchInterval, maxRuntime, outageBudget              time.Duration
 	taskRate                                             float64
 	allowParams                                          stringsFlag
 	sandbox, noWait, restart, strict, dryRun, compress   bool
@@ -84,6 +84,7 @@ func runFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
 	fs.Var(&f.allowParams, "allow-param", "pass a parameter the target's table does not list, unchecked (repeatable)")
 	fs.IntVar(&f.workers, "workers", 32, "concurrent polling and result requests")
 	fs.IntVar(&f.retries, "retries", 2, "resubmissions of a faulted or expired task")
+	fs.DurationVar(&f.outageBudget, "outage-budget", decodo.DefaultOutageBudget, "how long the API may fail every request before the run stops, rows unsubmitted (exit 69)")
 	fs.DurationVar(&f.maxRuntime, "max-runtime", 0, "stop cleanly after this long, leaving a resumable checkpoint (exit 75)")
 	fs.BoolVar(&f.noWait, "no-wait", false, "submit everything, then exit 75; a later run collects the results")
 	fs.StringVar(&f.checkpoint, "checkpoint", "", "where the journal lives (default OUT/checkpoint)")
@@ -215,10 +216,10 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	cfg := job.Config{
 		Input: input, Out: f.out, Checkpoint: f.checkpoint,
-		Records:    ropts,
-		Batch:      batcher.Config{Size: f.batchSize, Interval: f.batchInterval, TaskRate: f.taskRate, Backoff: decodo.DefaultBackoff, Log: log},
-		Poll:       pcfg,
-		Retries:    f.retries,
+		Records: ropts,
+		Batch:   batcher.Config{Size: f.batchSize, Interval: f.batchInterval, TaskRate: f.taskRate, Backoff: decodo.DefaultBackoff, Log: log},
+		Poll:    pcfg,
+		Retries: f.retries, OutageBudget: f.outageBudget,
 		MaxRuntime: f.maxRuntime, NoWait: f.noWait, Restart: f.restart, Compress: f.compress,
 		Progress: progressMode(f.progress, f.quiet, stderr),
 		API:      api, Stderr: stderr, Log: log,

@@ -3,8 +3,9 @@
 // interval, under one rate.Limiter.
 //
 // A 429 waits and retries the same batch, and slows the limiter down for a
-// while. 5xx and network errors retry with backoff, then fail the batch's
-// rows. A batch the API refuses as a whole (400/422) is split until the
+// while. 502, 503, 504 and network errors before the request was written
+// retry with backoff for as long as the run's outage budget lasts; then the
+// run ends with the rows not submitted. A batch the API refuses as a whole (400/422) is split until the
 // refused items are found: they are rejected, the others go through. A
 // refused token (401/403) ends the run.
 package batcher
@@ -61,9 +62,10 @@ type Event struct {
 const ClassUnknown = "unknown"
 
 // ErrUnavailable is [decodo.ErrUnavailable]: [Batcher.Run] returns it
-// (wrapped) when a batch could not be submitted after every attempt, for
-// reasons that show the API did not take it (502, 503, 504, a connection
-// refused): its items stay unsubmitted, for the next run.
+// (a [*decodo.UnavailableError]) when a submission could not be made for
+// the whole outage budget, for reasons that show the API did not take it
+// (502, 503, 504, a connection refused): its items stay unsubmitted, for
+// the next run.
 var ErrUnavailable = decodo.ErrUnavailable
 
 // ErrRefused is returned by [Batcher.Run] when the API answered a
@@ -96,9 +98,12 @@ type Config struct {
 	// TaskRate: single tasks (rows whose input cannot go in a batch:
 	// prompt, product_id, none) submitted per second [10].
 	TaskRate float64
-	Attempts int // tries of a batch on 5xx or network errors [5]
-	Backoff  decodo.Backoff
-	Log      *slog.Logger
+	// Outage is shared with the poller: submissions retry while the API
+	// is unreachable, until it has failed every request for its budget
+	// [a new decodo.Outage of the default budget].
+	Outage  *decodo.Outage
+	Backoff decodo.Backoff
+	Log     *slog.Logger
 }
 
 // Stats counts what the batcher did.
@@ -158,8 +163,8 @@ func (c Config) withDefaults() Config {
 	if c.FillWait <= 0 {
 		c.FillWait = min(c.Interval, 200*time.Millisecond)
 	}
-	if c.Attempts <= 0 {
-		c.Attempts = 5
+	if c.Outage == nil {
+		c.Outage = new(decodo.Outage)
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
@@ -583,6 +588,7 @@ func (b *Batcher) attempts(ctx context.Context, what string, items []Item, pace 
 		err = post(tctx)
 		release() // if the headers were never written (a fake, a dial error)
 		if err == nil {
+			b.cfg.Outage.Up()
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -592,11 +598,13 @@ func (b *Batcher) attempts(ctx context.Context, what string, items []Item, pace 
 		case verdictAuth:
 			return fmt.Errorf("%w: %s", decodo.ErrAuth, apiErr.Message)
 		case verdictWait:
+			b.cfg.Outage.Up() // the API answered
 			if err := b.rateLimited(ctx, slow, apiErr.RetryAfter); err != nil {
 				return err
 			}
 			continue
 		case verdictRefused:
+			b.cfg.Outage.Up()
 			return apiErr
 		case verdictFatal:
 			return fmt.Errorf("%w: %v", ErrRefused, err)
@@ -606,9 +614,12 @@ func (b *Batcher) attempts(ctx context.Context, what string, items []Item, pace 
 			return nil
 		}
 		failures++
-		if failures >= b.cfg.Attempts {
+		if err := b.cfg.Outage.Down(err); err != nil {
 			b.cfg.Log.Warn(what+" not submitted", "items", len(items), "attempts", failures, "err", err)
-			return fmt.Errorf("%w: submit a %s: %d attempts, the last: %v", ErrUnavailable, what, failures, err)
+			return fmt.Errorf("submit a %s: %w", what, err)
+		}
+		if failures == 1 {
+			b.cfg.Log.Warn("the API is not answering submissions; retrying", "err", err)
 		}
 		b.cfg.Log.Debug(what+" retry", "items", len(items), "err", err)
 		if err := decodo.Sleep(ctx, b.cfg.Backoff.Delay(failures)); err != nil {

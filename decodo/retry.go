@@ -1,8 +1,11 @@
 package decodo
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 )
 
@@ -46,3 +49,56 @@ func Sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
+
+// DefaultOutageBudget is how long the API may fail every request before a
+// run gives up on it.
+const DefaultOutageBudget = 5 * time.Minute
+
+// Outage tracks how long every request to the API has failed: the batcher
+// and the poller of a run share one, so an outage is over when any request
+// succeeds, and the run gives up only when none has for the whole Budget.
+// The zero Outage has [DefaultOutageBudget]; it is safe for concurrent use.
+type Outage struct {
+	Budget time.Duration
+	since  atomic.Int64 // Unix nanoseconds of the first failure in a row; 0 while the API answers
+}
+
+// Up records a request the API answered: any outage is over.
+func (o *Outage) Up() {
+	if o.since.Load() != 0 {
+		o.since.Store(0)
+	}
+}
+
+// Down records a request that failed for want of the API (a network error,
+// a 502, 503 or 504). It returns an [*UnavailableError] once the API has
+// failed every request for the budget, else nil: try again after a backoff.
+func (o *Outage) Down(err error) error {
+	now := time.Now()
+	first := now.UnixNano()
+	if !o.since.CompareAndSwap(0, first) {
+		first = o.since.Load()
+	}
+	since := time.Unix(0, first)
+	budget := cmp.Or(o.Budget, DefaultOutageBudget)
+	if first == 0 || now.Sub(since) < budget { // first == 0: up again meanwhile
+		return nil
+	}
+	return &UnavailableError{Since: since, Budget: budget, Last: err}
+}
+
+// UnavailableError says the API failed every request for the outage
+// budget. It matches [ErrUnavailable] with errors.Is, and does not unwrap
+// to its last failure: that was not an answer to act on.
+type UnavailableError struct {
+	Since  time.Time     // the first failure of the outage
+	Budget time.Duration // how long the run waited
+	Last   error         // the last failure
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("the API was unavailable since %s (every request failed for %s, the outage budget); the last error: %v",
+		e.Since.Format("15:04:05 MST"), e.Budget.Round(time.Millisecond), e.Last)
+}
+
+func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }

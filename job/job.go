@@ -66,12 +66,15 @@ type Config struct {
 	Records    records.Options
 	Batch      batcher.Config
 	Poll       poller.Config
-	Retries    int           // resubmissions of a faulted or expired task
-	MaxRuntime time.Duration // stop cleanly after this long; 0 for none
-	NoWait     bool          // submit everything, then stop
-	Restart    bool          // discard an existing checkpoint and outputs
-	Compress   bool          // gzip the output files
-	Progress   string        // "bar", "log" or "none"
+	Retries    int // resubmissions of a faulted or expired task
+	// OutageBudget: how long the API may fail every request before the run
+	// stops with decodo.ErrUnavailable [decodo.DefaultOutageBudget].
+	OutageBudget time.Duration
+	MaxRuntime   time.Duration // stop cleanly after this long; 0 for none
+	NoWait       bool          // submit everything, then stop
+	Restart      bool          // discard an existing checkpoint and outputs
+	Compress     bool          // gzip the output files
+	Progress     string        // "bar", "log" or "none"
 	// MaxInFlight holds submissions back while this many tasks are being
 	// polled [DefaultMaxInFlight].
 	MaxInFlight int
@@ -138,6 +141,10 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
 	}
+	// One outage for submissions and polls: the API is down until any
+	// request succeeds.
+	outage := &decodo.Outage{Budget: cfg.OutageBudget}
+	cfg.Batch.Outage, cfg.Poll.Outage = outage, outage
 	started := time.Now()
 	size, hash, err := Fingerprint(cfg.Input)
 	if err != nil {

@@ -466,7 +466,7 @@ func TestRunOutageLeavesRowsUnsubmitted(t *testing.T) {
 	}
 	cfg := testConfig(t, api, writeFile(t, "in.txt", b.String()))
 	cfg.Batch.Size = 100
-	cfg.Batch.Attempts = 3
+	cfg.OutageBudget = 300 * time.Millisecond
 	sum, err := Run(context.Background(), cfg)
 	if !errors.Is(err, batcher.ErrUnavailable) || sum.Outcome != "unavailable" {
 		t.Fatalf("run against a closed port: err %v, outcome %q; want ErrUnavailable", err, sum.Outcome)

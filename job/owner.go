@@ -576,6 +576,11 @@ func (o *owner) finish(err error) (*Summary, error) {
 	s.WaitP50, s.WaitP95 = o.wait.quantile(0.5), o.wait.quantile(0.95)
 	switch {
 	case errors.Is(err, decodo.ErrUnavailable):
+		if st.Rows >= 0 {
+			err = fmt.Errorf("%w; %d of %d rows left", err, st.Rows-st.DoneCount(), st.Rows)
+		} else {
+			err = fmt.Errorf("%w; %d rows done, the rest of the input is left", err, st.DoneCount())
+		}
 		s.Outcome = "unavailable"
 		s.Stopped = err.Error()
 	case err != nil:

@@ -76,9 +76,12 @@ type Config struct {
 	// this has its status checked on every third look [20s]; then the bound
 	// is 1.5× the 95th percentile of completion times (at least 1s).
 	StatusAfter time.Duration
-	MaxErrors   int // consecutive failed requests of a task before Run gives up with decodo.ErrUnavailable [10]
-	Backoff     decodo.Backoff
-	Log         *slog.Logger
+	// Outage is shared with the batcher: a failed read retries with
+	// backoff until the API has failed every request for its budget; then
+	// Run gives up with decodo.ErrUnavailable [a new decodo.Outage].
+	Outage  *decodo.Outage
+	Backoff decodo.Backoff
+	Log     *slog.Logger
 	// Sleep waits for d or until ctx is done [decodo.Sleep]; tests swap
 	// it to see the pauses the poller asks for.
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -116,8 +119,8 @@ func New(api Getter, cfg Config) *Poller {
 	if cfg.StatusAfter <= 0 {
 		cfg.StatusAfter = 20 * time.Second
 	}
-	if cfg.MaxErrors <= 0 {
-		cfg.MaxErrors = 10
+	if cfg.Outage == nil {
+		cfg.Outage = new(decodo.Outage)
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -151,8 +154,8 @@ func (p *Poller) poke() {
 // Run looks at tasks as they come due until ctx is done, and sends out one
 // [Event] per task. It returns nil then (requests in flight are cancelled:
 // reads cost nothing), [decodo.ErrAuth] when the token is refused, or
-// [decodo.ErrUnavailable] (wrapped) when a task could not be read
-// MaxErrors times in a row. Run
+// [decodo.ErrUnavailable] (a [*decodo.UnavailableError]) when no request
+// succeeded for the whole outage budget. Run
 // may be called once.
 func (p *Poller) Run(ctx context.Context, out chan<- Event) error {
 	p.out = out
@@ -329,7 +332,7 @@ func (p *Poller) pending(ctx context.Context, t *Task, age time.Duration) {
 }
 
 // failed handles a request error: 429 pauses every worker, 404 means the
-// task is gone, others retry with backoff until MaxErrors.
+// task is gone, others retry with backoff while the outage budget lasts.
 func (p *Poller) failed(ctx context.Context, t *Task, err error) error {
 	if ctx.Err() != nil {
 		return nil
@@ -355,10 +358,10 @@ func (p *Poller) failed(ctx context.Context, t *Task, err error) error {
 		}
 	}
 	t.errs++
-	if t.errs >= p.cfg.MaxErrors {
+	if err := p.cfg.Outage.Down(err); err != nil {
 		// Not lost: the API did not answer. Submitting the row again could
 		// pay twice; the task stays pending for the next run.
-		return fmt.Errorf("%w: read task %s: %d attempts, the last: %v", decodo.ErrUnavailable, t.ID, t.errs, err)
+		return fmt.Errorf("read task %s: %w", t.ID, err)
 	}
 	p.cfg.Log.Debug("poll retry", "task", t.ID, "err", err)
 	p.again(t, time.Now().Add(p.cfg.Backoff.Delay(t.errs)))
@@ -384,7 +387,9 @@ func (p *Poller) pause(retryAfter time.Duration) {
 	}
 }
 
+// ok records a request the API answered.
 func (p *Poller) ok() {
+	p.cfg.Outage.Up()
 	p.pauseMu.Lock()
 	p.pauseStep = 0
 	p.pauseMu.Unlock()

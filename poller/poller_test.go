@@ -256,8 +256,8 @@ func TestPollerReportsEachOnce(t *testing.T) {
 
 // TestPollerRetriesErrors proves 5xx and transport errors are retried and
 // the task still comes through; a task that always errors is never
-// reported lost (submitting it again could pay twice): after MaxErrors Run
-// ends with ErrUnavailable and the task stays pending for the next run.
+// reported lost (submitting it again could pay twice): once the API has
+// failed every request for the outage budget, Run ends with ErrUnavailable and the task stays pending for the next run.
 func TestPollerRetriesErrors(t *testing.T) {
 	t.Parallel()
 	g := newFake()
@@ -273,7 +273,7 @@ func TestPollerRetriesErrors(t *testing.T) {
 		}
 		return nil
 	}
-	p := New(g, Config{Workers: 2, MaxErrors: 8, Backoff: decodo.Backoff{Base: time.Millisecond, Max: 2 * time.Millisecond}})
+	p := New(g, Config{Workers: 2, Outage: &decodo.Outage{Budget: 50 * time.Millisecond}, Backoff: decodo.Backoff{Base: time.Millisecond, Max: 2 * time.Millisecond}})
 	now := time.Now()
 	p.Add(&Task{ID: "ok", Row: 1, Attempt: 1, Submitted: now}, &Task{ID: "bad", Row: 2, Attempt: 1, Submitted: now})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -292,7 +292,7 @@ func TestPollerRetriesErrors(t *testing.T) {
 		done = done || e.Task.ID == "ok" && e.Lost == "" && len(e.Results) > 0
 	}
 	if !done {
-		t.Error("the task with 2 transient errors did not come through before the other's 8")
+		t.Error("the task with 2 transient errors did not come through before the outage budget was spent")
 	}
 }
 

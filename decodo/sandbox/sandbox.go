@@ -13,7 +13,8 @@
 // prove that nothing was paid for twice.
 //
 // A request meets these checks in this order, and the first that fires
-// answers it: a dropped connection ([Config.DropRate]); an injected 500, 502
+// answers it: a dropped connection ([Config.DropRate]); an outage
+// ([Server.SetDown]); an injected 500, 502
 // or 503 ([Config.ErrorRate]); for GET, an injected 429 ([Config.GetLimitRate]);
 // authentication (401); the route (404, 405). A batch then meets the pacing
 // check (429), decided on arrival and in the order of arrival (a batch let
@@ -43,6 +44,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/decodo-batch/decodo-batch/decodo/internal/schema"
@@ -174,6 +176,8 @@ type Server struct {
 	// from rand so that concurrent GETs cannot shift the task draws.
 	injMu   sync.Mutex
 	injRand *rand.Rand
+
+	down atomic.Int32 // while not 0, the status every request is answered with ([Server.SetDown])
 
 	cbClient *http.Client
 	cbCtx    context.Context
@@ -342,6 +346,11 @@ func match(method, path string) (rt route, id string, ok bool) {
 	return rt, id, method == http.MethodGet
 }
 
+// SetDown makes the server answer every request but the stats with status
+// (503, 502...) and a JSON error, before any other check, until it is
+// called with 0: an outage, for tests.
+func (s *Server) SetDown(status int) { s.down.Store(int32(status)) }
+
 // ServeHTTP answers one request; the order of its checks is in the package
 // documentation.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -353,6 +362,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.chance(s.cfg.DropRate) {
 		s.count(r.Method, rt, statusDrop)
 		drop(w)
+		return
+	}
+	if code := int(s.down.Load()); code != 0 {
+		s.fail(w, r, rt, &apiError{status: code, message: "sandbox: down (" + http.StatusText(code) + ")"})
 		return
 	}
 	if s.chance(s.cfg.ErrorRate) {
