@@ -91,7 +91,7 @@ func TestKill9Resume(t *testing.T) {
 	}
 	t.Parallel()
 	bin := buildBinary(t)
-	for _, seed := range []uint64{1, 2, 3} {
+	for _, seed := range []uint64{1, 2} {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			t.Parallel()
 			killAndResume(t, bin, seed)

@@ -58,7 +58,28 @@ func dryRun(input string, opts records.Options, f runFlags, stdout, stderr io.Wr
 	g := batcher.NewGrouper(batcher.Config{Size: f.batchSize})
 	var batches, partial int64
 	keys := map[batcher.Key]bool{}
+	seen := map[[16]byte]bool{} // requests: rows asking the same are duplicates
+	var dups, singles, singleDups int64
 	rows, bad, err := checkInput(input, opts, stderr, func(rec *records.Record) {
+		k := rec.RequestKey()
+		dup := seen[k]
+		seen[k] = true
+		single := !batcher.Batchable(rec)
+		if single {
+			singles++
+		}
+		if dup {
+			dups++
+			if single {
+				singleDups++
+			}
+			if f.dedupe {
+				return
+			}
+		}
+		if single {
+			return // POST /v3/task, one by one at --task-rate
+		}
 		keys[batcher.KeyOf(rec)] = true
 		full, evicted := g.Add(batcher.Item{Record: *rec, Attempt: 1}, start)
 		if full != nil {
@@ -77,13 +98,36 @@ func dryRun(input string, opts records.Options, f runFlags, stdout, stderr io.Wr
 		batches++
 		partial++
 	}
+	if f.dedupe {
+		singles -= singleDups
+	}
 	least := time.Duration(0)
 	if batches > 1 {
 		least = time.Duration(batches-1) * f.batchInterval
 	}
+	if f.taskRate > 0 {
+		least = max(least, time.Duration(float64(singles)/f.taskRate*float64(time.Second)))
+	}
+	valid := rows - bad
+	dedupe := "without --dedupe"
+	if f.dedupe {
+		dedupe = "with --dedupe"
+	}
 	secs := time.Since(start).Seconds()
-	fmt.Fprintf(stdout, "rows      %d\nvalid     %d\nrejects   %d\ngroups    %d\nbatches   %d (%d partly filled)\nleast submission time  %s at --batch-interval %s\nread in   %.2fs (%.0f rows/s)\n",
-		rows, rows-bad, bad, len(keys), batches, partial, least, f.batchInterval, secs, float64(rows)/max(secs, 1e-9))
+	for _, l := range [][2]string{
+		{"rows", fmt.Sprint(rows)},
+		{"valid", fmt.Sprint(valid)},
+		{"rejects", fmt.Sprint(bad)},
+		{"duplicates", fmt.Sprintf("%d (rows asking what an earlier row asks)", dups)},
+		{"tasks to pay for", fmt.Sprintf("%d without --dedupe, %d with it", valid, valid-dups)},
+		{"groups", fmt.Sprint(len(keys))},
+		{"batches", fmt.Sprintf("%d (%d partly filled; %s)", batches, partial, dedupe)},
+		{"single tasks", fmt.Sprint(singles)},
+		{"least submission time", fmt.Sprintf("%s at --batch-interval %s, --task-rate %g", least.Round(time.Millisecond), f.batchInterval, f.taskRate)},
+		{"read in", fmt.Sprintf("%.2fs (%.0f rows/s)", secs, float64(rows)/max(secs, 1e-9))},
+	} {
+		fmt.Fprintf(stdout, "%-22s %s\n", l[0], l[1])
+	}
 	if bad > 0 {
 		return fmt.Errorf("%d bad rows: %w", bad, job.ErrPartial)
 	}

@@ -12,9 +12,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"math"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/decodo-batch/decodo-batch/decodo"
@@ -98,7 +102,8 @@ func main() {
 // printed its own summary), and returns the exit code.
 func reportErr(err error, stderr io.Writer) int {
 	code := exitCode(err)
-	if err != nil && code != exitOK && code != exitPartial && code != exitStopped {
+	var logged *loggedError
+	if err != nil && code != exitOK && code != exitPartial && code != exitStopped && !errors.As(err, &logged) {
 		fmt.Fprintln(stderr, "decodo-batch:", err)
 	}
 	if code == exitUsage {
@@ -133,7 +138,10 @@ func exitCode(err error) int {
 // without speaking of flags or the environment.
 func advise(err error) error {
 	var mismatch *checkpoint.MismatchError
+	var logged *loggedError
 	switch {
+	case errors.As(err, &logged):
+		return err // advised before it was logged
 	case errors.As(err, &mismatch), errors.Is(err, results.ErrShorter), errors.Is(err, job.ErrStdinCheckpoint):
 		return fmt.Errorf("%w; use the same input and options to resume, or --restart to discard the checkpoint and outputs and start over", err)
 	case errors.Is(err, decodo.ErrAuth):
@@ -153,7 +161,8 @@ func advise(err error) error {
 const usageText = `decodo-batch runs large scraping jobs through the Decodo Scraper API.
 
 Usage:
-  decodo-batch run [flags] INPUT     the main job (INPUT "-" is stdin)
+  decodo-batch run [flags] INPUT     the main job (INPUT "-", or none with
+                                     a pipe: stdin)
   decodo-batch status [--json] OUT   what a checkpoint says, without the network
   decodo-batch sandbox [flags]       serve the simulated API on a local address
   decodo-batch version
@@ -175,13 +184,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "sandbox":
 		return sandboxCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
-		fmt.Fprintln(stdout, "decodo-batch", versionText())
-		return nil
+		return versionCmd(args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usageText)
 		return nil
 	}
 	return usagef("unknown command %q", args[0])
+}
+
+func versionCmd(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: decodo-batch version\n\nPrints the version: the module version, and the VCS revision and its time\nwhen the binary was built from a clone.\n")
+	}
+	pos, err := parseArgs(fs, args, stdout)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("version takes no arguments, got %q", pos)
+	}
+	fmt.Fprintln(stdout, "decodo-batch", versionText())
+	return nil
 }
 
 // parseArgs parses flags that may come before or after the positional
@@ -190,6 +214,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // of one line.
 func parseArgs(fs *flag.FlagSet, args []string, stdout io.Writer) ([]string, error) {
 	fs.SetOutput(io.Discard) // the flag package's own error print, and its usage after it
+	args, err := splitShortFlags(fs, args)
+	if err != nil {
+		return nil, err
+	}
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -209,5 +237,99 @@ func parseArgs(fs *flag.FlagSet, args []string, stdout io.Writer) ([]string, err
 		}
 		pos = append(pos, args[0])
 		args = args[1:]
+	}
+}
+
+// splitShortFlags spells out combined one-letter boolean flags, as Unix
+// tools take them: -qv is -q -v. Combined letters that are all flags, one
+// of which takes a value (-qo), are a usage error saying so; any other
+// argument is left to the flag package. Arguments after "--" are left
+// alone.
+func splitShortFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var out []string
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...), nil
+		}
+		name, ok := strings.CutPrefix(a, "-")
+		if !ok || len(name) < 2 || name[0] == '-' || strings.Contains(name, "=") || fs.Lookup(name) != nil {
+			out = append(out, a)
+			continue
+		}
+		letters := make([]string, 0, len(name))
+		for _, c := range name {
+			if c != 'h' && fs.Lookup(string(c)) == nil {
+				letters = nil // not all flags: the flag package says which
+				break
+			}
+			letters = append(letters, "-"+string(c))
+		}
+		if letters == nil {
+			out = append(out, a)
+			continue
+		}
+		for _, c := range name {
+			if fl := fs.Lookup(string(c)); fl != nil && !isBoolFlag(fl) {
+				return nil, usagef("flags combined in %s: -%c takes a value; give it apart, as -%c VALUE", a, c, c)
+			}
+		}
+		out = append(out, letters...)
+	}
+	return out, nil
+}
+
+func isBoolFlag(fl *flag.Flag) bool {
+	b, ok := fl.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+// stdinPiped reports whether stdin is a pipe or a file, which INPUT then
+// defaults to; not a terminal, and not a device such as /dev/null (cron).
+func stdinPiped() bool {
+	fi, err := os.Stdin.Stat()
+	if err != nil {
+		return false
+	}
+	m := fi.Mode()
+	return m&os.ModeNamedPipe != 0 || m.IsRegular()
+}
+
+// loggedError is an error already written as a log line (with
+// --log-format json): reportErr does not print it again.
+type loggedError struct{ err error }
+
+func (e *loggedError) Error() string { return e.err.Error() }
+func (e *loggedError) Unwrap() error { return e.err }
+
+// logError writes a fatal error of a run as a log line, with the advice
+// and exit code it ends with, and marks it as written. Usage errors, and
+// the ends that the summary tells, are left as they are.
+func logError(log *slog.Logger, err error) error {
+	switch code := exitCode(err); code {
+	case exitOK, exitPartial, exitStopped, exitUsage:
+		return err
+	default:
+		err = advise(err)
+		log.Error(err.Error(), "exit", code)
+		return &loggedError{err}
+	}
+}
+
+// logSummary is printSummary as log lines, for --log-format json.
+func logSummary(log *slog.Logger, s *job.Summary, out string) {
+	attrs := []any{
+		"rows", s.Rows, "results", s.Results, "failed", s.Failed, "rejected", s.Rejected, "pending", s.Pending,
+		"batches", s.Batches, "seconds", math.Round(s.Seconds*10) / 10, "tasks_per_sec", math.Round(s.TasksPerSec*10) / 10,
+		"gets_per_task", math.Round(s.GetsPerTask*100) / 100, "outcome", s.Outcome, "summary", filepath.Join(out, "summary.json"),
+	}
+	if s.Failed > 0 {
+		attrs = append(attrs, "failed_file", filepath.Join(out, "failed.jsonl"))
+	}
+	if s.Rejected > 0 {
+		attrs = append(attrs, "rejects_file", filepath.Join(out, "rejects.jsonl"))
+	}
+	log.Info("summary", attrs...)
+	if s.Outcome == "stopped" {
+		log.Warn("stopped: run the same command again to continue", "reason", s.Stopped)
 	}
 }

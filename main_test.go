@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -41,10 +42,8 @@ func TestUsageErrors(t *testing.T) {
 		{"no command", nil, "no command"},
 		{"unknown command", []string{"frobnicate"}, "unknown command"},
 		{"run without out", []string{"run", "examples/urls.csv"}, "--out"},
-		{"run without input", []string{"run", "-o", "x"}, "one INPUT"},
 		{"bad batch size", []string{"run", "--batch-size", "3001", "-o", "x", "in.csv"}, "--batch-size"},
 		{"unknown flag", []string{"run", "--nope", "-o", "x", "in.csv"}, "not defined: -nope"},
-		{"stdin without format", []string{"run", "-o", "x", "-"}, "--format"},
 		{"bad param", []string{"run", "--param", "parse=maybe", "-o", "x", "in.csv"}, "want true/false"},
 		{"strict from stdin", []string{"run", "--strict", "--format", "txt", "-o", "x", "-"}, "--strict needs an input file"},
 	}
@@ -139,8 +138,14 @@ func TestRunExitCodes(t *testing.T) {
 func TestDryRunAndStrict(t *testing.T) {
 	t.Parallel()
 	code, stdout, _ := runCLI(t, "run", "--dry-run", "examples/urls.csv")
-	if code != exitOK || !strings.Contains(stdout, "rows      300") || !strings.Contains(stdout, "batches   3") {
+	if code != exitOK || !regexp.MustCompile(`(?m)^rows +300$`).MatchString(stdout) || !regexp.MustCompile(`(?m)^batches +3 `).MatchString(stdout) {
 		t.Fatalf("dry run: exit %d\n%s", code, stdout)
+	}
+	dupes := filepath.Join(t.TempDir(), "dupes.txt")
+	os.WriteFile(dupes, []byte("https://example.com/1\nhttps://example.com/2\nhttps://example.com/1\nhttps://example.com/1\n"), 0o644)
+	code, stdout, _ = runCLI(t, "run", "--dry-run", "--dedupe", dupes)
+	if code != exitOK || !regexp.MustCompile(`(?m)^duplicates +2 `).MatchString(stdout) || !regexp.MustCompile(`(?m)^tasks to pay for +4 without --dedupe, 2 with it$`).MatchString(stdout) {
+		t.Fatalf("dry run with duplicates: exit %d\n%s", code, stdout)
 	}
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in.txt")
@@ -225,10 +230,17 @@ func TestRefusedTokenAdvice(t *testing.T) {
 // -h (not the whole flag list) and exits 2, enumerated flags included.
 func TestHelpAndUsageErrors(t *testing.T) {
 	t.Parallel()
-	for _, cmd := range []string{"run", "status", "sandbox"} {
-		code, stdout, stderr := runCLI(t, cmd, "-h")
-		if code != exitOK || !strings.Contains(stdout, "Usage: decodo-batch "+cmd) || stderr != "" {
-			t.Errorf("%s -h: exit %d, stdout %.60q, stderr %q", cmd, code, stdout, stderr)
+	for _, cmd := range []string{"run", "status", "sandbox", "version"} {
+		for _, h := range []string{"-h", "--help", "-help"} {
+			code, stdout, stderr := runCLI(t, cmd, h)
+			if code != exitOK || !strings.Contains(stdout, "Usage: decodo-batch "+cmd) || stderr != "" {
+				t.Errorf("%s %s: exit %d, stdout %.60q, stderr %q", cmd, h, code, stdout, stderr)
+			}
+		}
+	}
+	for _, h := range []string{"-h", "--help", "help"} {
+		if code, stdout, stderr := runCLI(t, h); code != exitOK || !strings.Contains(stdout, "Usage:") || stderr != "" {
+			t.Errorf("%s: exit %d, stdout %.60q, stderr %q", h, code, stdout, stderr)
 		}
 	}
 	for _, args := range [][]string{

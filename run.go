@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -22,6 +23,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/decodo-batch/decodo-batch/batcher"
+	"github.com/decodo-batch/decodo-batch/callback"
 	"github.com/decodo-batch/decodo-batch/decodo"
 	"github.com/decodo-batch/decodo-batch/decodo/sandbox"
 	"github.com/decodo-batch/decodo-batch/io/checkpoint"
@@ -59,11 +61,18 @@ type runFlags struct {
 	progress, logFormat, sandboxArgs                     string
 	params                                               stringsFlag
 	batchSize, workers, retries                          int
+	maxTasks                                             int64
 	batchInterval, maxRuntime, outageBudget              time.Duration
 	taskRate                                             float64
 	allowParams                                          stringsFlag
-	sandbox, noWait, restart, strict, dryRun, compress   bool
-	verbose, quiet                                       bool
+	sandbox, noWait, restart, strict, dryRun, contentDir bool
+	compress                                             compressFlag
+	retryFailed                                          retryFlag
+	rotateSize                                           sizeFlag
+	verbose, quiet, dedupe                               bool
+
+	// The callback receiver (--callback-*).
+	callbackURL, callbackListen, callbackCert, callbackKey string
 }
 
 func runFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
@@ -84,6 +93,9 @@ func runFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
 	fs.Var(&f.allowParams, "allow-param", "pass a parameter the target's table does not list, unchecked (repeatable)")
 	fs.IntVar(&f.workers, "workers", 32, "concurrent polling and result requests")
 	fs.IntVar(&f.retries, "retries", 2, "resubmissions of a faulted or expired task")
+	fs.Var(&f.retryFailed, "retry-failed", "put the failed rows back to work: --retry-failed (all), or --retry-failed=CLASSES, of "+strings.Join(job.Classes, ",")+" (comma-separated)")
+	fs.BoolVar(&f.dedupe, "dedupe", false, "submit rows that ask for the same (target, input, parameters) once; each row still gets its own line")
+	fs.Int64Var(&f.maxTasks, "max-tasks", 0, "never pay for more than N tasks in this job, over all runs (submissions and resubmissions); rows past it fail with class budget")
 	fs.DurationVar(&f.outageBudget, "outage-budget", decodo.DefaultOutageBudget, "how long the API may fail every request before the run stops, rows unsubmitted (exit 69)")
 	fs.DurationVar(&f.maxRuntime, "max-runtime", 0, "stop cleanly after this long, leaving a resumable checkpoint (exit 75)")
 	fs.BoolVar(&f.noWait, "no-wait", false, "submit everything, then exit 75; a later run collects the results")
@@ -91,13 +103,28 @@ func runFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&f.restart, "restart", false, "discard an existing checkpoint and outputs")
 	fs.BoolVar(&f.strict, "strict", false, "validate the whole input first; any bad row aborts before anything is submitted")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "validate and count rows, batches and the least run time; no network")
-	fs.BoolVar(&f.compress, "compress", false, "gzip the output files")
+	fs.Var(&f.compress, "compress", "compress the output files: --compress (gzip), --compress=gzip or --compress=zstd")
+	fs.BoolVar(&f.contentDir, "content-dir", false, "write each result's content to its own file under OUT/content; results lines name it")
+	fs.Var(&f.rotateSize, "rotate-size", "start a new results part (results-00001.jsonl, ...) when the current one passes `SIZE` on disk (e.g. 512MB, 64KB, 1GiB)")
 	fs.StringVar(&f.progress, "progress", "auto", "progress display: auto, bar, log or none")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.BoolVar(&f.verbose, "v", false, "verbose logging")
 	fs.BoolVar(&f.quiet, "q", false, "quiet: errors only, no progress or summary")
+	fs.StringVar(&f.callbackURL, "callback-url", "", "public http(s) URL the API POSTs finished tasks to; a receiver verifies them and polling becomes the safety net (see README, Callbacks)")
+	fs.StringVar(&f.callbackListen, "callback-listen", "", "where the callback receiver listens, HOST:PORT (default: the --callback-url's port, on all interfaces; loopback for a loopback URL)")
+	fs.StringVar(&f.callbackCert, "callback-cert", "", "TLS certificate file: the callback receiver serves HTTPS (with --callback-key)")
+	fs.StringVar(&f.callbackKey, "callback-key", "", "TLS key file of --callback-cert")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: decodo-batch run [flags] INPUT\n\nFlags:\n")
+		fmt.Fprint(fs.Output(), `Usage: decodo-batch run [flags] INPUT
+
+INPUT is a CSV, JSONL or TXT file (gzip too), or "-" for stdin; without
+INPUT, a pipe or file on stdin is read. The format is --format, else the
+file's extension, else its content: a JSONL line starts with '{', a CSV
+starts with a header naming a known column (url, query, target, ...), and
+anything else is a TXT list of URLs.
+
+Flags (one-letter ones combine: -qv):
+`)
 		fs.PrintDefaults()
 	}
 	return fs
@@ -118,12 +145,21 @@ func newLogger(w io.Writer, format string, verbose, quiet bool) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	var f runFlags
 	fs := runFlagSet(&f, stderr)
 	pos, err := parseArgs(fs, args, stdout)
 	if err != nil {
 		return err
+	}
+	if err := compressTypo(f.compress.codec != "", pos); err != nil {
+		return err
+	}
+	if err := f.retryFailed.typo(pos); err != nil {
+		return err
+	}
+	if len(pos) == 0 && stdinPiped() {
+		pos = []string{"-"} // INPUT defaults to stdin when it is a pipe or a file
 	}
 	switch {
 	case len(pos) != 1:
@@ -134,6 +170,10 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usagef("--batch-size must be 1..%d", decodo.MaxBatchItems)
 	case f.workers < 1:
 		return usagef("--workers must be at least 1")
+	case f.maxTasks < 0:
+		return usagef("--max-tasks must be 0 (no limit) or more")
+	case f.outageBudget <= 0:
+		return usagef("--outage-budget must be more than 0")
 	case f.retries < 0:
 		return usagef("--retries must be 0 or more")
 	case f.taskRate <= 0:
@@ -147,23 +187,33 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	case f.format != "" && !slices.Contains([]string{"csv", "jsonl", "txt"}, f.format):
 		return usagef("--format must be csv, jsonl or txt, not %q", f.format)
 	}
+	if err := checkCallbackFlags(&f); err != nil {
+		return err
+	}
 	input := pos[0]
 	if fi, err := os.Stat(input); err == nil && fi.IsDir() {
 		return usagef("INPUT %s is a directory: give a CSV, JSONL or TXT file", input)
 	}
-	format := f.format
-	if format == "" {
-		if input == "-" {
-			return usagef("input from stdin needs --format csv, jsonl or txt")
-		}
-		if format, err = records.FormatFromName(input); err != nil {
-			return usagef("%v (use --format)", err)
-		}
-	}
-	log := newLogger(stderr, f.logFormat, f.verbose, f.quiet)
 	defaults, err := parseParams(f.params, f.allowParams)
 	if err != nil {
 		return err
+	}
+	progress := progressMode(f.progress, f.quiet, stderr)
+	if progress == "bar" {
+		// Log lines clear the progress line before they print.
+		stderr = job.NewScreen(stderr)
+	}
+	log := newLogger(stderr, f.logFormat, f.verbose, f.quiet)
+	if f.logFormat == "json" {
+		defer func() { err = logError(log, err) }()
+	}
+	// The format: --format, else the file's name, else its content; stdin's
+	// is told by its content as the reader starts.
+	format := f.format
+	if input != "-" {
+		if format, err = records.Sniff(input, format); err != nil {
+			return err // an empty file, a CSV without a header: exit 1
+		}
 	}
 	ropts := records.Options{Format: format, DefaultTarget: f.target, Defaults: defaults, AllowParams: f.allowParams}
 
@@ -204,7 +254,10 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	defer closeAPI()
+	// The sandbox's state is saved unless another run holds OUT: that one
+	// owns the state.
+	saveSandbox := true
+	defer func() { closeAPI(saveSandbox) }()
 
 	pcfg := poller.Config{Workers: f.workers, Backoff: decodo.DefaultBackoff, Log: log}
 	if v := os.Getenv("DECODO_BATCH_STATUS_AFTER"); v != "" {
@@ -219,18 +272,27 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Records: ropts,
 		Batch:   batcher.Config{Size: f.batchSize, Interval: f.batchInterval, TaskRate: f.taskRate, Backoff: decodo.DefaultBackoff, Log: log},
 		Poll:    pcfg,
-		Retries: f.retries, OutageBudget: f.outageBudget,
-		MaxRuntime: f.maxRuntime, NoWait: f.noWait, Restart: f.restart, Compress: f.compress,
-		Progress: progressMode(f.progress, f.quiet, stderr),
+		Retries: f.retries, OutageBudget: f.outageBudget, MaxTasks: f.maxTasks, Dedupe: f.dedupe,
+		RetryFailed: f.retryFailed.on, RetryClasses: f.retryFailed.classes,
+		MaxRuntime: f.maxRuntime, NoWait: f.noWait, Restart: f.restart,
+		Compress: f.compress.codec != "", Codec: f.compress.codec, ContentDir: f.contentDir, RotateSize: int64(f.rotateSize),
+		Progress: progress,
 		API:      api, Stderr: stderr, Log: log,
+		CallbackURL: f.callbackURL,
+		Callback:    callback.Config{Addr: f.callbackListen, CertFile: f.callbackCert, KeyFile: f.callbackKey},
 	}
 	sum, err := job.Run(ctx, cfg)
 	var locked *checkpoint.LockedError
 	if errors.As(err, &locked) {
+		saveSandbox = false
 		return fmt.Errorf("%w (output %s)", err, f.out)
 	}
 	if sum != nil && !f.quiet && (sum.Outcome != "error" || sum.Results+sum.Failed+sum.Rejected+sum.Pending > 0) {
-		printSummary(stderr, sum, f.out)
+		if f.logFormat == "json" {
+			logSummary(log, sum, f.out)
+		} else {
+			printSummary(stderr, sum, f.out)
+		}
 	}
 	return err
 }
@@ -250,7 +312,10 @@ func progressMode(mode string, quiet bool, stderr io.Writer) string {
 
 // connect returns the API client: the real API (or --endpoint) with the
 // user's token, or an in-process sandbox with a token of its own.
-func connect(ctx context.Context, f *runFlags, log *slog.Logger, stderr io.Writer) (job.API, func(), error) {
+//
+// The sandbox keeps its state in OUT (see keepSandbox); the function it
+// returns closes the API and, with save, writes the sandbox's state.
+func connect(ctx context.Context, f *runFlags, log *slog.Logger, stderr io.Writer) (job.API, func(save bool), error) {
 	cc := decodo.Config{Conns: f.workers, Version: strings.Fields(versionText())[0]}
 	if !f.sandbox {
 		token, err := loadToken(f.tokenFile)
@@ -268,38 +333,50 @@ func connect(ctx context.Context, f *runFlags, log *slog.Logger, stderr io.Write
 		if err != nil {
 			return nil, nil, err
 		}
-		return c, func() {}, nil
+		return c, func(bool) {}, nil
 	}
 	scfg := sandbox.Config{Delay: sandbox.Delay{Kind: sandbox.Uniform, Min: 500 * time.Millisecond, Max: 3 * time.Second}, BatchInterval: f.batchInterval}
 	sfs := flag.NewFlagSet("sandbox-args", flag.ContinueOnError)
-	sfs.SetOutput(stderr)
+	sfs.SetOutput(io.Discard)
 	scfg.RegisterFlags(sfs)
 	if err := sfs.Parse(strings.Fields(f.sandboxArgs)); err != nil {
 		return nil, nil, usagef("--sandbox-args: %v", err)
 	}
 	token := randomToken()
 	scfg.Tokens = []string{token}
-	srv, addr, err := serveSandbox("127.0.0.1:0", scfg)
+	sb := sandbox.New(scfg)
+	kept, err := keepSandbox(sb, filepath.Join(f.out, sandboxStateFile), log)
 	if err != nil {
 		return nil, nil, err
 	}
-	log.Info("sandbox API serving", "addr", addr, "delay", scfg.Delay.String())
+	srv, addr, err := serveSandbox("127.0.0.1:0", sb)
+	if err != nil {
+		kept.close(false)
+		return nil, nil, err
+	}
+	log.Info("sandbox API serving", "addr", addr, "delay", scfg.Delay.String(), "state", kept.path, "tasks_known", kept.loaded)
 	c, err := decodo.New("http://"+addr, token, cc)
 	if err != nil {
 		srv.Close()
+		kept.close(false)
 		return nil, nil, err
 	}
-	return c, func() { srv.Close() }, nil
+	return c, func(save bool) {
+		srv.Close()
+		sb.Close()
+		if err := kept.close(save); err != nil {
+			log.Error("the sandbox's state was not saved: a rerun meets a sandbox that forgot the latest tasks", "err", err)
+		}
+	}, nil
 }
 
 // serveSandbox serves a sandbox on addr until the caller closes the server
 // (run --sandbox keeps it past the first signal: requests in flight finish).
-func serveSandbox(addr string, cfg sandbox.Config) (*http.Server, string, error) {
+func serveSandbox(addr string, sb *sandbox.Server) (*http.Server, string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", fmt.Errorf("sandbox: %w", err)
 	}
-	sb := sandbox.New(cfg)
 	srv := &http.Server{Handler: sb, ReadHeaderTimeout: 10 * time.Second}
 	srv.RegisterOnShutdown(sb.Close)
 	go func() { _ = srv.Serve(ln) }()
@@ -340,9 +417,14 @@ func printSummary(w io.Writer, s *job.Summary, out string) {
 	if s.Rows >= 0 {
 		rows = fmt.Sprint(s.Rows)
 	}
-	fmt.Fprintf(w, "decodo-batch: %s rows: %d %s, %d failed, %d rejected, %d pending; %s, %.1fs, %.1f tasks/s, %.2f GETs/task\n",
-		rows, s.Results, plural(s.Results, "result", "results"), s.Failed, s.Rejected, s.Pending,
+	// Two lines, each within 80 columns.
+	fmt.Fprintf(w, "decodo-batch: %s rows: %d %s, %d failed, %d rejected, %d pending\n",
+		rows, s.Results, plural(s.Results, "result", "results"), s.Failed, s.Rejected, s.Pending)
+	fmt.Fprintf(w, "decodo-batch: %s in %.1fs, %.1f tasks/s, %.2f GETs/task\n",
 		count(s.Batches, "batch", "batches"), s.Seconds, s.TasksPerSec, s.GetsPerTask)
+	if s.OverBudget > 0 {
+		fmt.Fprintf(w, "decodo-batch: %s not submitted: the task budget (--max-tasks) is spent; a higher --max-tasks with --retry-failed=budget takes them back\n", count(s.OverBudget, "row", "rows"))
+	}
 	if s.Outcome == "stopped" {
 		fmt.Fprintf(w, "decodo-batch: stopped (%s): run the same command again to continue\n", s.Stopped)
 	}
@@ -368,3 +450,77 @@ func plural(n int64, one, many string) string {
 
 // count returns n and its noun, e.g. "1 batch", "3 batches".
 func count(n int64, one, many string) string { return fmt.Sprintf("%d %s", n, plural(n, one, many)) }
+
+// retryFlag is --retry-failed[=CLASSES]: off, all classes, or a list.
+type retryFlag struct {
+	on      bool
+	classes []string // empty: all
+}
+
+func (r *retryFlag) String() string {
+	if r == nil || !r.on {
+		return ""
+	}
+	return strings.Join(r.classes, ",")
+}
+
+func (r *retryFlag) IsBoolFlag() bool { return true }
+
+func (r *retryFlag) Set(v string) error {
+	switch v {
+	case "false":
+		*r = retryFlag{}
+		return nil
+	case "true", "all":
+		*r = retryFlag{on: true}
+		return nil
+	}
+	var classes []string
+	for c := range strings.SplitSeq(v, ",") {
+		c = strings.TrimSpace(c)
+		if !slices.Contains(job.Classes, c) {
+			return fmt.Errorf("unknown error class %q: want some of %s", c, strings.Join(job.Classes, ","))
+		}
+		classes = append(classes, c)
+	}
+	*r = retryFlag{on: true, classes: classes}
+	return nil
+}
+
+// typo refuses "--retry-failed faulted": the classes go after an equals
+// sign, else they read as INPUT.
+func (r *retryFlag) typo(pos []string) error {
+	if !r.on || len(pos) == 0 {
+		return nil
+	}
+	if (&retryFlag{}).Set(pos[0]) == nil && pos[0] != "true" && pos[0] != "false" {
+		if _, err := os.Stat(pos[0]); err != nil {
+			return usagef("--retry-failed takes its classes after an equals sign: --retry-failed=%s (%q is no INPUT file)", pos[0], pos[0])
+		}
+	}
+	return nil
+}
+
+// checkCallbackFlags checks the --callback-* flags: an http(s) URL with a
+// host, and a certificate and key together.
+func checkCallbackFlags(f *runFlags) error {
+	if f.callbackURL == "" {
+		if f.callbackListen != "" || f.callbackCert != "" || f.callbackKey != "" {
+			return usagef("--callback-listen, --callback-cert and --callback-key need --callback-url")
+		}
+		return nil
+	}
+	u, err := url.Parse(f.callbackURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return usagef("--callback-url must be an http(s) URL with a host, like https://cb.example.com/decodo, not %q", f.callbackURL)
+	}
+	if (f.callbackCert == "") != (f.callbackKey == "") {
+		return usagef("--callback-cert and --callback-key go together")
+	}
+	if f.callbackListen != "" {
+		if _, _, err := net.SplitHostPort(f.callbackListen); err != nil {
+			return usagef("--callback-listen must be HOST:PORT or :PORT: %v", err)
+		}
+	}
+	return nil
+}

@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/decodo-batch/decodo-batch/decodo/sandbox"
@@ -14,6 +17,7 @@ func sandboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:8000", "address to serve on")
+	state := fs.String("state", "", "keep the simulated API's tasks and counters in this file: loaded at start, saved every few seconds and at exit")
 	cfg := sandbox.Config{Delay: sandbox.Delay{Kind: sandbox.Uniform, Min: 500 * time.Millisecond, Max: 3 * time.Second}}
 	cfg.RegisterFlags(fs)
 	fs.Usage = func() {
@@ -27,8 +31,16 @@ func sandboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(pos) > 0 {
 		return usagef("sandbox takes no arguments, got %q", pos)
 	}
-	srv, bound, err := serveSandbox(*addr, cfg)
+	sb := sandbox.New(cfg)
+	kept := &keptSandbox{}
+	if *state != "" {
+		if kept, err = keepSandbox(sb, *state, slog.New(slog.NewTextHandler(stderr, nil))); err != nil {
+			return err
+		}
+	}
+	srv, bound, err := serveSandbox(*addr, sb)
 	if err != nil {
+		kept.close(false)
 		return err
 	}
 	token := "any non-empty token"
@@ -40,5 +52,99 @@ func sandboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return srv.Shutdown(sctx)
+	err = srv.Shutdown(sctx)
+	if serr := kept.close(true); err == nil {
+		err = serr
+	}
+	return err
+}
+
+// sandboxStateFile is where run --sandbox keeps the simulated API's state,
+// in OUT.
+const sandboxStateFile = "sandbox-state"
+
+// keptSandbox keeps a sandbox's state in a file, so that a stopped run and
+// the same command again meet the same simulated API, as they would the
+// real one. The state is loaded at start, saved every few seconds, and
+// saved at the end of the run (a signal ends a run cleanly, so it is saved
+// then too). A kill -9 loses what the sandbox learned since the last save:
+// the tasks created since are unknown to the next sandbox, which answers
+// 404 for them, and the run treats them as it would tasks the API lost
+// (resubmitted), or, when they are most of those it resumes, as another
+// account's checkpoint (exit 1, advising --restart).
+type keptSandbox struct {
+	sb     *sandbox.Server
+	path   string // "" for a sandbox that keeps nothing
+	loaded int    // tasks known from an earlier session
+	stop   chan struct{}
+	done   chan struct{}
+	log    *slog.Logger
+}
+
+// keepEvery is the least time between two saves of a sandbox's state; a
+// large state is saved less often (keepCost).
+const (
+	keepEvery = 5 * time.Second
+	keepCost  = 20 // at most 1/keepCost of the time goes to saving
+)
+
+func keepSandbox(sb *sandbox.Server, path string, log *slog.Logger) (*keptSandbox, error) {
+	k := &keptSandbox{sb: sb, path: path, stop: make(chan struct{}), done: make(chan struct{}), log: log}
+	if path == "" {
+		close(k.done)
+		return k, nil
+	}
+	if ok, err := sb.Load(path); err != nil {
+		return nil, fmt.Errorf("%w (delete it to start the sandbox afresh)", err)
+	} else if ok {
+		k.loaded = sb.Stats().TasksCreated
+	}
+	go k.saveEvery()
+	return k, nil
+}
+
+func (k *keptSandbox) saveEvery() {
+	defer close(k.done)
+	wait := keepEvery
+	for {
+		t := time.NewTimer(wait)
+		select {
+		case <-k.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		start := time.Now()
+		if err := k.save(); err != nil {
+			k.log.Warn("saving the sandbox's state", "err", err)
+		}
+		wait = max(keepEvery, keepCost*time.Since(start))
+	}
+}
+
+// save writes the state, if OUT exists (a run that failed before creating
+// it has nothing to keep).
+func (k *keptSandbox) save() error {
+	if _, err := os.Stat(filepath.Dir(k.path)); err != nil {
+		return nil
+	}
+	return k.sb.Save(k.path)
+}
+
+// close stops the saves and, with final, saves once more.
+func (k *keptSandbox) close(final bool) error {
+	if k.path == "" {
+		return nil
+	}
+	select {
+	case <-k.stop:
+		return nil // closed before
+	default:
+	}
+	close(k.stop)
+	<-k.done
+	if !final {
+		return nil
+	}
+	return k.save()
 }

@@ -11,6 +11,7 @@
 package batcher
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/decodo-batch/decodo-batch/decodo"
+	"github.com/decodo-batch/decodo-batch/io/jsonstr"
 )
 
 // Submitter queues tasks: a batch, or one task. [*decodo.Client] satisfies
@@ -55,6 +57,10 @@ type Event struct {
 	At     time.Time // Submitted: when the API answered
 	Reason string    // Rejected, Failed
 	Class  string    // Failed: the error class, [ClassUnknown]
+
+	// Passthrough: Submitted with callbacks on: the passthrough the
+	// submission carried, which the API echoes in each task's callback.
+	Passthrough string
 }
 
 // ClassUnknown is the error class of items the API may have queued though
@@ -104,6 +110,11 @@ type Config struct {
 	Outage  *decodo.Outage
 	Backoff decodo.Backoff
 	Log     *slog.Logger
+	// CallbackURL, when set, goes in every submission as callback_url,
+	// with a passthrough from Passthrough (one per submission: a batch
+	// shares one parameter set); [Event.Passthrough] tells which.
+	CallbackURL string
+	Passthrough func() string
 }
 
 // Stats counts what the batcher did.
@@ -261,7 +272,7 @@ func (b *Batcher) group(ctx context.Context, in <-chan Item, again <-chan []Item
 	defer tick.Stop()
 	ended, asked := false, false
 	add := func(it Item) {
-		if !batchable(&it.Record) {
+		if !Batchable(&it.Record) {
 			single = append(single, it)
 			return
 		}
@@ -539,6 +550,8 @@ func names(text, s string, url bool) bool {
 // returns the *decodo.Error of a refusal, decodo.ErrAuth, or ctx's error.
 func (b *Batcher) send(ctx context.Context, key Key, items []Item) error {
 	req := decodo.BatchRequest{Target: key.Target, Params: json.RawMessage(key.Params)}
+	var pt string
+	req.Params, pt = b.withCallback(req.Params)
 	list := make([]string, len(items))
 	for i := range items {
 		list[i] = items[i].URL
@@ -557,9 +570,48 @@ func (b *Batcher) send(ctx context.Context, key Key, items []Item) error {
 		return err
 	})
 	if err == nil && resp != nil { // nil when the outcome is unknown: reported
-		b.accepted(items, list, resp)
+		b.accepted(items, list, resp, pt)
 	}
 	return err
+}
+
+// withCallback returns the JSON object params (may be empty) with
+// callback_url and a new passthrough added when callbacks are on, and the
+// passthrough.
+func (b *Batcher) withCallback(params json.RawMessage) (json.RawMessage, string) {
+	if b.cfg.CallbackURL == "" {
+		return params, ""
+	}
+	var pt string
+	if b.cfg.Passthrough != nil {
+		pt = b.cfg.Passthrough()
+	}
+	if bytes.Contains(params, []byte(`"callback_url"`)) || bytes.Contains(params, []byte(`"passt`)) {
+		// A row's own callback_url or passthrough: the receiver's win
+		// (it could verify nothing else).
+		var m map[string]json.RawMessage
+		if json.Unmarshal(params, &m) == nil {
+			delete(m, "callback_url")
+			delete(m, "passthrough")
+			delete(m, "passtrough")
+			params, _ = json.Marshal(m)
+		}
+	}
+	out := make([]byte, 0, len(params)+len(b.cfg.CallbackURL)+len(pt)+40)
+	out = append(out, '{')
+	if p := bytes.TrimSpace(params); len(p) > 2 && p[0] == '{' {
+		if in := bytes.TrimSpace(p[1 : len(p)-1]); len(in) > 0 {
+			out = append(out, in...)
+			out = append(out, ',')
+		}
+	}
+	out = append(out, `"callback_url":`...)
+	out = jsonstr.Append(out, b.cfg.CallbackURL)
+	if pt != "" {
+		out = append(out, `,"passthrough":`...)
+		out = jsonstr.Append(out, pt)
+	}
+	return append(out, '}'), pt
 }
 
 // attempts sends one submission (post) until the API accepts it, refuses
@@ -622,7 +674,7 @@ func (b *Batcher) attempts(ctx context.Context, what string, items []Item, pace 
 			b.cfg.Log.Warn("the API is not answering submissions; retrying", "err", err)
 		}
 		b.cfg.Log.Debug(what+" retry", "items", len(items), "err", err)
-		if err := decodo.Sleep(ctx, b.cfg.Backoff.Delay(failures)); err != nil {
+		if err := decodo.Sleep(ctx, b.cfg.Outage.Wait(b.cfg.Backoff.Delay(failures))); err != nil {
 			return err
 		}
 	}
@@ -695,7 +747,7 @@ func surelyNotTaken(status int) bool {
 
 // accepted matches the queued tasks to the items by their echoed url or
 // query, then by position for any the API changed, and reports them.
-func (b *Batcher) accepted(items []Item, list []string, resp *decodo.BatchResponse) {
+func (b *Batcher) accepted(items []Item, list []string, resp *decodo.BatchResponse, pt string) {
 	now := time.Now()
 	b.Stats.Batches.Add(1)
 	b.Stats.First.CompareAndSwap(0, now.UnixNano())
@@ -730,7 +782,7 @@ func (b *Batcher) accepted(items []Item, list []string, resp *decodo.BatchRespon
 		okIDs = append(okIDs, id)
 	}
 	if len(okItems) > 0 {
-		b.report(Event{Kind: Submitted, Items: okItems, IDs: okIDs, At: now})
+		b.report(Event{Kind: Submitted, Items: okItems, IDs: okIDs, At: now, Passthrough: pt})
 	}
 	if len(missing) > 0 {
 		reason := "the API queued no task for this item"

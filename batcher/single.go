@@ -17,9 +17,9 @@ import (
 // batcher stops taking rows.
 const maxSingleQueue = 4096
 
-// batchable reports whether a row's input can go in a batch: the batch
+// Batchable reports whether a row's input can go in a batch: the batch
 // endpoint takes url or query arrays only.
-func batchable(r *records.Record) bool {
+func Batchable(r *records.Record) bool {
 	in, _ := r.Input()
 	return in.Batchable()
 }
@@ -48,7 +48,7 @@ func (b *Batcher) submitSingles(ctx context.Context, in <-chan Item) error {
 // single submits one row as one task, with the rules of [Batcher.attempts].
 // The caller has waited for its first slot.
 func (b *Batcher) single(ctx context.Context, it Item) error {
-	body := taskBody(&it.Record)
+	body, pt := b.withCallback(taskBody(&it.Record))
 	first := true
 	pace := func(ctx context.Context) (func(), error) {
 		if first {
@@ -72,7 +72,7 @@ func (b *Batcher) single(ctx context.Context, it Item) error {
 	case t != nil: // nil when the outcome is unknown: reported
 		b.recoverTasks()
 		b.Stats.Singles.Add(1)
-		b.report(Event{Kind: Submitted, Items: []Item{it}, IDs: []string{string(t.ID)}, At: time.Now()})
+		b.report(Event{Kind: Submitted, Items: []Item{it}, IDs: []string{string(t.ID)}, At: time.Now(), Passthrough: pt})
 	}
 	return nil
 }

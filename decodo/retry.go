@@ -87,6 +87,17 @@ func (o *Outage) Down(err error) error {
 	return &UnavailableError{Since: since, Budget: budget, Last: err}
 }
 
+// Wait returns d, or less if the budget ends sooner: a retry waits no
+// longer than the outage has left, so the run gives up on time.
+func (o *Outage) Wait(d time.Duration) time.Duration {
+	first := o.since.Load()
+	if first == 0 {
+		return d
+	}
+	left := cmp.Or(o.Budget, DefaultOutageBudget) - time.Since(time.Unix(0, first))
+	return max(min(d, left), 0)
+}
+
 // UnavailableError says the API failed every request for the outage
 // budget. It matches [ErrUnavailable] with errors.Is, and does not unwrap
 // to its last failure: that was not an answer to act on.

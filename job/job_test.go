@@ -366,7 +366,8 @@ func TestRunRefusesChangedInput(t *testing.T) {
 	if _, err := Run(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(in, []byte("https://example.com/a\nhttps://example.com/b\n"), 0o644)
+	// Not only grown at its end (which resumes): its first row changed.
+	os.WriteFile(in, []byte("https://example.com/c\nhttps://example.com/b\n"), 0o644)
 	_, err := Run(context.Background(), cfg)
 	var mm *checkpoint.MismatchError
 	if !errors.As(err, &mm) || mm.Field != "input size" {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/decodo-batch/decodo-batch/batcher"
+	"github.com/decodo-batch/decodo-batch/callback"
 	"github.com/decodo-batch/decodo-batch/decodo"
 	"github.com/decodo-batch/decodo-batch/io/checkpoint"
 	"github.com/decodo-batch/decodo-batch/io/records"
@@ -16,8 +17,12 @@ import (
 	"github.com/decodo-batch/decodo-batch/poller"
 )
 
-// classExpired is the error class of a task whose results window passed.
-const classExpired = "expired"
+// Error classes of failed rows decided here (the batcher and the poller
+// decide the others).
+const (
+	classExpired = "expired" // the task's results window passed
+	classBudget  = "budget"  // not submitted: the task budget (MaxTasks) was spent
+)
 
 // commitEvery bounds how long a written line waits before the checkpoint
 // vouches for it (the group commit).
@@ -34,6 +39,9 @@ type owner struct {
 	api *counted
 	b   *batcher.Batcher
 	p   *poller.Poller
+	dd  *dedupe // nil unless the run deduplicates
+	// nil unless callbacks are on
+	cb *callback.Receiver
 
 	// from the producers
 	reads   chan readEvent
@@ -49,8 +57,8 @@ type owner struct {
 	// fresh holds the rows finished since the last commit. A row is done
 	// when the journal's state says so or it is here: the one place.
 	fresh map[int64]checkpoint.Outcome
-	// polling holds the records of the rows whose task the poller watches.
-	polling map[int64]records.Record
+	// polling holds the rows whose task the poller watches.
+	polling map[int64]watched
 
 	toSubmit   []batcher.Item // new rows on their way to the batcher
 	resubmit   []batcher.Item // rows on their way to the batcher again
@@ -61,6 +69,9 @@ type owner struct {
 	total      int64 // input rows, -1 until the input ended
 
 	fetched int64 // results fetched in this session
+	// unknown counts the rows whose submission's outcome is unknown in this
+	// session: they may have been paid for, so the task budget counts them.
+	unknown int64
 
 	// Tasks resumed from the checkpoint, and what they answered: if most
 	// are unknown to the API, the checkpoint is another account's.
@@ -92,8 +103,11 @@ func newOwner(cfg *Config, j *checkpoint.Journal, w *results.Writer, api *counte
 		again:   make(chan []batcher.Item),
 		hold:    make(chan bool),
 		fresh:   make(map[int64]checkpoint.Outcome),
-		polling: make(map[int64]records.Record),
+		polling: make(map[int64]watched),
 		total:   -1,
+	}
+	if cfg.Dedupe {
+		o.dd = newDedupe()
 	}
 	o.b = batcher.New(api, cfg.Batch)
 	o.p = poller.New(api, cfg.Poll)
@@ -243,6 +257,7 @@ func (o *owner) loop(ctx context.Context, errs <-chan error, quiet <-chan struct
 				}
 			}
 			fail(o.commit())
+			fail(o.saveLooks())
 			return fatal
 		}
 	}
@@ -284,10 +299,21 @@ func (o *owner) readRow(e readEvent) error {
 	}
 	rec := e.rec
 	if o.done(rec.Row) {
+		if o.dd != nil {
+			o.dd.leader(&rec, false)
+		}
 		return nil
 	}
 	p, pending := o.st.Pending(rec.Row)
 	if !pending {
+		if o.dd != nil {
+			if followed, err := o.dedupe(rec); followed || err != nil {
+				return err
+			}
+		}
+		if !o.canPay() {
+			return o.overBudget(&rec, 0, "")
+		}
 		o.toSubmit = append(o.toSubmit, batcher.Item{Record: rec, Attempt: 1})
 		return nil
 	}
@@ -295,16 +321,32 @@ func (o *owner) readRow(e readEvent) error {
 	if time.Since(p.SubmittedAt) > ResultsWindow-30*time.Minute {
 		return o.lost(rec, p.Attempt, id, classExpired, "results window of 24 hours passed")
 	}
+	if o.dd != nil {
+		o.dd.leader(&rec, false) // it has its own task: later rows may follow it
+	}
 	o.resumedTotal++
-	o.watch(rec, &poller.Task{ID: id, Row: rec.Row, Attempt: p.Attempt, Submitted: p.SubmittedAt, Resumed: true})
+	o.watch(rec, &poller.Task{ID: id, Row: rec.Row, Attempt: p.Attempt, Submitted: p.SubmittedAt, Resumed: true, Looks: p.Looks})
 	return nil
 }
 
 // watch hands a task to the poller, keeping its row's record for the
 // output line.
-func (o *owner) watch(rec records.Record, ts ...*poller.Task) {
-	o.polling[rec.Row] = rec
-	o.p.Add(ts...)
+func (o *owner) watch(rec records.Record, t *poller.Task) {
+	o.polling[rec.Row] = watched{rec: rec, task: t}
+	o.p.Add(t)
+	if o.cb != nil {
+		// Its passthrough is not known in this session: the MAC alone
+		// vouches for its callback. After Add: the poller must know the
+		// task before a callback can nudge it.
+		o.cb.Expect("", t.ID)
+	}
+}
+
+// watched is a row whose task the poller watches.
+type watched struct {
+	rec   records.Record
+	task  *poller.Task // its fields are the poller's until it returned
+	dupOf int64        // the task is this earlier row's, which asked the same (dedupe)
 }
 
 // batched handles what the batcher tells of the rows it was given.
@@ -320,12 +362,25 @@ func (o *owner) batched(e batcher.Event) error {
 				continue
 			}
 			o.mark(checkpoint.OutcomeRejected, it.Row)
-			_, input := it.Input()
+			// The row as a JSONL line, which reads back with its target
+			// and parameters (the raw line is not kept this long).
+			input := it.Record.JSONL()
 			if err := o.w.Reject(&results.Reject{Row: it.Row, Line: it.Line, ID: it.ID, Error: "refused by the API: " + e.Reason, Input: input}); err != nil {
+				return err
+			}
+			err := o.settle(it.Row, func(f *records.Record) error {
+				o.mark(checkpoint.OutcomeRejected, f.Row)
+				why := fmt.Sprintf("refused by the API (as row %d, which asks the same): %s", it.Row, e.Reason)
+				return o.w.Reject(&results.Reject{Row: f.Row, Line: f.Line, ID: f.ID, Error: why, Input: f.JSONL()})
+			})
+			if err != nil {
 				return err
 			}
 		}
 	case batcher.Failed:
+		if e.Class == batcher.ClassUnknown {
+			o.unknown += int64(len(e.Items))
+		}
 		for i := range e.Items {
 			if err := o.fail(&e.Items[i].Record, e.Items[i].Attempt, "", e.Class, e.Reason); err != nil {
 				return err
@@ -358,18 +413,40 @@ func (o *owner) submitted(e batcher.Event) error {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	for i := range e.Items {
-		o.polling[e.Items[i].Row] = e.Items[i].Record
+		o.polling[e.Items[i].Row] = watched{rec: e.Items[i].Record, task: tasks[i]}
 	}
 	o.p.Add(tasks...)
+	if o.cb != nil {
+		// After Add: callbacks held until now nudge the tasks at once.
+		o.cb.Expect(e.Passthrough, e.IDs...)
+	}
 	return nil
 }
 
 // polled handles what the poller tells of a task.
 func (o *owner) polled(e poller.Event) error {
 	t := e.Task
-	rec, ok := o.polling[t.Row]
+	if o.cb != nil && !e.Known {
+		o.cb.Forget(t.ID)
+	}
+	w, ok := o.polling[t.Row]
+	rec := w.rec
 	if !ok {
 		return nil // reported twice: the first report decided
+	}
+	if w.dupOf > 0 {
+		delete(o.polling, t.Row)
+		if e.Lost == "" {
+			return o.result(&rec, t, e, w.dupOf)
+		}
+		// The earlier row's task is gone: this row gets its own, and
+		// leads the rows after it.
+		o.dd.leader(&rec, true)
+		if !o.canPay() {
+			return o.overBudget(&rec, 0, "")
+		}
+		o.toSubmit = append(o.toSubmit, batcher.Item{Record: rec, Attempt: 1})
+		return nil
 	}
 	if t.Resumed {
 		unknown := e.Lost != "" && e.Class == poller.ClassLost
@@ -401,7 +478,7 @@ func (o *owner) polled(e poller.Event) error {
 		}
 		return o.lost(rec, t.Attempt, t.ID, class, e.Lost)
 	}
-	return o.result(&rec, t, e)
+	return o.result(&rec, t, e, 0)
 }
 
 // lostTask is a resumed task the API answered 404 for, held until the
@@ -460,7 +537,15 @@ func (o *owner) fail(rec *records.Record, attempt int, taskID, class, reason str
 		return nil
 	}
 	o.mark(checkpoint.OutcomeFailed, rec.Row)
-	return o.w.Failed(&results.Failure{Row: rowOf(rec), TaskID: taskID, Class: class, Error: reason, Attempts: attempt})
+	f := results.Failure{Row: rowOf(rec), TaskID: taskID, Class: class, Error: reason, Attempts: attempt}
+	if err := o.w.Failed(&f); err != nil {
+		return err
+	}
+	return o.settle(rec.Row, func(d *records.Record) error {
+		o.mark(checkpoint.OutcomeFailed, d.Row)
+		f.Row = duplicateRow(d, rec.Row)
+		return o.w.Failed(&f)
+	})
 }
 
 // lost handles a task that faulted, expired or could not be read: submit
@@ -473,6 +558,9 @@ func (o *owner) lost(rec records.Record, attempt int, id, class, reason string) 
 		return nil // still pending in the journal: the next run tries again
 	}
 	if attempt <= o.cfg.Retries {
+		if !o.canPay() {
+			return o.overBudget(&rec, attempt, id)
+		}
 		o.sum.Resubmitted++
 		o.cfg.Log.Debug("resubmitting", "row", rec.Row, "task", id, "reason", reason, "attempt", attempt+1)
 		o.resubmit = append(o.resubmit, batcher.Item{Record: rec, Attempt: attempt + 1})
@@ -481,11 +569,36 @@ func (o *owner) lost(rec records.Record, attempt int, id, class, reason string) 
 	return o.fail(&rec, attempt, id, class, fmt.Sprintf("%s (after %d attempts)", reason, attempt))
 }
 
-func (o *owner) result(rec *records.Record, t *poller.Task, e poller.Event) error {
+// canPay reports whether one more task fits in the task budget: the tasks
+// the journal knows were paid for, those whose submission's outcome is
+// unknown, and the rows on their way to the API all count.
+func (o *owner) canPay() bool {
+	if o.cfg.MaxTasks <= 0 {
+		return true
+	}
+	committed := o.st.Submitted + o.unknown + int64(o.atBatcher+len(o.toSubmit)+len(o.resubmit))
+	return committed < o.cfg.MaxTasks
+}
+
+// overBudget fails a row that the task budget leaves no task for.
+func (o *owner) overBudget(rec *records.Record, attempt int, id string) error {
+	if o.sum.OverBudget == 0 {
+		o.cfg.Log.Warn("task budget spent: the rows left fail with class budget", "max_tasks", o.cfg.MaxTasks)
+	}
+	o.sum.OverBudget++
+	return o.fail(rec, attempt, id, classBudget, fmt.Sprintf("not submitted: the budget of %d tasks is spent", o.cfg.MaxTasks))
+}
+
+// result writes the results of task t for rec's row, and for the rows that
+// follow it; dupOf is the earlier row whose task t is, if it is not rec's.
+func (o *owner) result(rec *records.Record, t *poller.Task, e poller.Event, dupOf int64) error {
 	if o.done(rec.Row) {
 		return nil
 	}
 	r := results.Result{Row: rowOf(rec), TaskID: t.ID, Attempts: t.Attempt, FetchedAt: e.At}
+	if dupOf > 0 {
+		r.Row.DuplicateOf = dupOf
+	}
 	r.Pages = make([]results.Page, len(e.Results))
 	for i := range e.Results {
 		p := &e.Results[i]
@@ -498,7 +611,20 @@ func (o *owner) result(rec *records.Record, t *poller.Task, e poller.Event) erro
 		o.latency.add(now.Sub(t.Submitted))
 		o.wait.add(now.Sub(e.At) + t.Waited())
 	}
-	return o.w.Result(&r)
+	if err := o.w.Result(&r); err != nil {
+		return err
+	}
+	if o.dd == nil || dupOf > 0 {
+		return nil
+	}
+	if id, err := taskID(t.ID); err == nil {
+		o.dd.fresh[rec.Row] = id
+	}
+	return o.settle(rec.Row, func(f *records.Record) error {
+		o.mark(checkpoint.OutcomeResult, f.Row)
+		r.Row = duplicateRow(f, rec.Row)
+		return o.w.Result(&r)
+	})
 }
 
 // commit makes the lines written since the last commit durable, then has
@@ -526,6 +652,11 @@ func (o *owner) commit() error {
 		}
 	}
 	clear(o.fresh)
+	if o.dd != nil {
+		if err := o.dd.journal(o.j); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+	}
 	if err := o.j.Sync(); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
@@ -533,6 +664,26 @@ func (o *owner) commit() error {
 		if err := o.j.Compact(); err != nil {
 			return fmt.Errorf("checkpoint: compact: %w", err)
 		}
+	}
+	return nil
+}
+
+// saveLooks records how often each task still pending was looked at, so
+// that the next session goes on from there: a chain of short sessions
+// checks the status of a long-pending task as one long run would. Called
+// once the poller has returned.
+func (o *owner) saveLooks() error {
+	rs := make([]checkpoint.RowLooks, 0, len(o.polling))
+	for row, w := range o.polling {
+		if w.task.Looks > 0 {
+			rs = append(rs, checkpoint.RowLooks{Row: row, Looks: w.task.Looks})
+		}
+	}
+	if err := o.j.Looks(rs); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := o.j.Sync(); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return nil
 }
@@ -562,6 +713,7 @@ func (o *owner) finish(err error) (*Summary, error) {
 		t1, t2 := time.Unix(0, f), time.Unix(0, o.b.Stats.Last.Load())
 		s.FirstBatch, s.LastBatch = &t1, &t2
 	}
+	s.fetched, s.gets = o.fetched, o.p.Stats.ResultGets.Load()+o.p.Stats.StatusGets.Load()
 	if o.fetched > 0 {
 		gets := o.p.Stats.ResultGets.Load() + o.p.Stats.StatusGets.Load()
 		s.GetsPerTask = float64(gets) / float64(o.fetched)
@@ -574,6 +726,10 @@ func (o *owner) finish(err error) (*Summary, error) {
 		o.cfg.Log.Debug("completion times learned", "q30", q30, "q50", q50, "q95", q95, "looks", o.p.Stats.ResultGets.Load()+o.p.Stats.StatusGets.Load())
 	}
 	s.WaitP50, s.WaitP95 = o.wait.quantile(0.5), o.wait.quantile(0.95)
+	if o.cb != nil {
+		c := o.cb.Counts()
+		s.Callbacks = &c
+	}
 	switch {
 	case errors.Is(err, decodo.ErrUnavailable):
 		if st.Rows >= 0 {
@@ -590,12 +746,16 @@ func (o *owner) finish(err error) (*Summary, error) {
 		s.Outcome = "stopped"
 		s.Stopped = o.stopping
 		err = ErrStopped
+		if st.DoneCount() == s.Skipped && s.Pending > 0 {
+			o.cfg.Log.Warn("this session completed no rows", "pending", s.Pending, "stopped", o.stopping)
+		}
 	case s.Failed+s.Rejected > 0:
 		s.Outcome = "partial"
 		err = ErrPartial
 	default:
 		s.Outcome = "done"
 	}
+	addSessions(s, st) // the whole job: earlier sessions, and totals
 	if werr := results.WriteSummary(o.cfg.Out, s); werr != nil && (err == nil || errors.Is(err, ErrPartial)) {
 		s.Outcome = "error"
 		err = werr

@@ -28,6 +28,12 @@ import (
 
 var powerLossStates = flag.Int("powerloss.states", 6, "crash states built at each fsync of the power-loss test")
 
+// fewerStates is how many crash states the power-loss tests of the
+// features built on the same write path (content files, grown inputs)
+// build at each fsync: a third as many, so that the suite stays short;
+// -powerloss.states raises them too.
+func fewerStates() int { return max(1, *powerLossStates/3) }
+
 // A power cut keeps of each file only what its last fsync made durable,
 // plus any part of what was written since (the page cache may have been
 // written back, whole or in part, sector by sector); and of each directory

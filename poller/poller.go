@@ -55,14 +55,30 @@ type Task struct {
 	// says how long the tool was away, not how long tasks take, so the
 	// estimate does not learn from it.
 	Resumed bool
-	known   bool // a Known event was sent
+	// Looks counts the looks at the task, earlier sessions' included: a
+	// task pending for long has its status checked on every third, so
+	// short sessions add up to one long run. Read it after Run returned.
+	Looks int
+	known bool // a Known event was sent
 
 	last   time.Duration // age at the last look, 0 before the first
-	looks  int
-	errs   int // consecutive failed requests
+	errs   int           // consecutive failed requests
 	waited time.Duration
 	status bool
+
+	// Under Poller.mu: the callback state (see [Poller.Nudge]).
+	gen    uint32    // of the task's one live entry in the schedule
+	queued bool      // in the schedule (else with a worker, or finished)
+	ended  bool      // its last event was sent, or it was forgotten
+	nudge  uint8     // a look is due now: nudgeResults or nudgeStatus
+	called time.Time // when its callback came, zero before
 }
+
+// What a callback asks of the next look (Task.nudge).
+const (
+	nudgeResults = 1 + iota // its results
+	nudgeStatus             // its status first (a faulted callback)
+)
 
 // Waited estimates how long the task's results waited between its
 // completion and the look that found them (half the last gap between looks).
@@ -85,6 +101,12 @@ type Config struct {
 	// Sleep waits for d or until ctx is done [decodo.Sleep]; tests swap
 	// it to see the pauses the poller asks for.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Callbacks: the API tells of finished tasks (see [Poller.Nudge]).
+	// Polling is then the safety net: a task is first looked at only past
+	// a deadline learned from the callback delays seen (1.5× their 99th
+	// percentile plus a second, once 20 were seen; the normal schedule
+	// before), so a lost callback delays its task but never loses it.
+	Callbacks bool
 }
 
 // Stats counts the poller's requests.
@@ -105,6 +127,13 @@ type Poller struct {
 	mu    sync.Mutex
 	queue schedule
 	wake  chan struct{}
+	byID  map[string]*Task // the tasks watched, for Nudge (with Callbacks)
+
+	cbMu       sync.Mutex
+	cbDelays   [nBuckets]int64 // callback delays (arrival - submission)
+	cbCount    int64
+	cbDeadline time.Duration // cached; recomputed as samples come in
+	cbBuilt    int64         // cbCount when cbDeadline was computed
 
 	pauseMu    sync.Mutex
 	pauseUntil time.Time
@@ -128,7 +157,11 @@ func New(api Getter, cfg Config) *Poller {
 	if cfg.Sleep == nil {
 		cfg.Sleep = decodo.Sleep
 	}
-	return &Poller{api: api, cfg: cfg, Est: NewEstimator(cfg.MaxGap), wake: make(chan struct{}, 1)}
+	p := &Poller{api: api, cfg: cfg, Est: NewEstimator(cfg.MaxGap), wake: make(chan struct{}, 1)}
+	if cfg.Callbacks {
+		p.byID = make(map[string]*Task)
+	}
+	return p
 }
 
 // Add starts watching tasks. It never blocks for long.
@@ -138,7 +171,15 @@ func (p *Poller) Add(ts ...*Task) {
 		if !t.Resumed {
 			p.Est.Watch()
 		}
-		p.queue.push(t, t.Submitted.Add(p.Est.Next(0)))
+		at := t.Submitted.Add(p.Est.Next(0))
+		if p.byID != nil {
+			p.byID[t.ID] = t
+			if d, ok := p.callbackDeadline(); ok && !t.Resumed {
+				at = t.Submitted.Add(max(d, p.Est.Next(0)))
+			}
+		}
+		t.queued = true
+		p.queue.push(t, at)
 	}
 	p.mu.Unlock()
 	p.poke()
@@ -189,7 +230,12 @@ func (p *Poller) dispatch(ctx context.Context, work chan<- *Task) {
 		wait := time.Hour
 		if len(p.queue.e) > 0 {
 			if d := p.queue.until(time.Now()); d <= 0 {
-				t = p.queue.pop()
+				var live bool
+				if t, live = p.queue.pop(); !live {
+					p.mu.Unlock()
+					continue // moved by a Nudge: its live entry is elsewhere
+				}
+				t.queued = false
 			} else {
 				wait = d
 			}
@@ -215,9 +261,85 @@ func (p *Poller) dispatch(ctx context.Context, work chan<- *Task) {
 
 func (p *Poller) again(t *Task, at time.Time) {
 	p.mu.Lock()
+	if t.nudge != 0 {
+		at = time.Now() // a callback came during the look
+	}
+	t.queued = true
 	p.queue.push(t, at)
 	p.mu.Unlock()
 	p.poke()
+}
+
+// Nudge tells the poller that the API called back for task id: look at it
+// now, its status first when status is set (a faulted callback is never
+// taken at its word). It reports whether the task is watched and this is
+// its first callback; a task finished, unknown, or nudged before is left
+// as it is. Safe for concurrent use; needs Config.Callbacks.
+func (p *Poller) Nudge(id string, status bool) bool {
+	now := time.Now()
+	p.mu.Lock()
+	t := p.byID[id]
+	if t == nil || t.ended || !t.called.IsZero() {
+		p.mu.Unlock()
+		return false
+	}
+	t.called = now
+	t.nudge = nudgeResults
+	if status {
+		t.nudge = nudgeStatus
+	}
+	if t.queued { // else a worker has it, and again will see the nudge
+		t.gen++
+		p.queue.push(t, now)
+	}
+	resumed, submitted := t.Resumed, t.Submitted
+	p.mu.Unlock()
+	if !resumed { // its age says how long the tool was away
+		p.cbMu.Lock()
+		p.cbDelays[bucketOf(now.Sub(submitted))]++
+		p.cbCount++
+		p.cbMu.Unlock()
+	}
+	p.poke()
+	return true
+}
+
+// callbackDeadline returns the age past which a task whose callback has
+// not come is polled: 1.5× the 99th percentile of the callback delays seen,
+// plus a second; false until 20 were seen.
+func (p *Poller) callbackDeadline() (time.Duration, bool) {
+	p.cbMu.Lock()
+	defer p.cbMu.Unlock()
+	if p.cbCount < 20 {
+		return 0, false
+	}
+	if p.cbBuilt == 0 || p.cbCount-p.cbBuilt >= max(16, p.cbBuilt/20) {
+		want := (p.cbCount*99 + 99) / 100 // samples at or below the 99th percentile
+		var n int64
+		for b := range nBuckets {
+			if n += p.cbDelays[b]; n >= want {
+				q := time.Duration(bucketLow(b+1) * float64(time.Second))
+				p.cbDeadline = q*3/2 + time.Second
+				break
+			}
+		}
+		p.cbBuilt = p.cbCount
+	}
+	return p.cbDeadline, true
+}
+
+// end marks t finished: a later Nudge leaves it alone.
+func (p *Poller) end(t *Task) {
+	if p.byID == nil {
+		return
+	}
+	p.mu.Lock()
+	t.ended = true
+	t.nudge = 0
+	if p.byID[t.ID] == t { // two rows may read one task (dedupe)
+		delete(p.byID, t.ID)
+	}
+	p.mu.Unlock()
 }
 
 // look performs one look at t and reschedules it or reports it.
@@ -227,17 +349,34 @@ func (p *Poller) look(ctx context.Context, t *Task) error {
 	}
 	now := time.Now()
 	age := now.Sub(t.Submitted)
+	var nudged uint8
+	if p.byID != nil {
+		p.mu.Lock()
+		nudged, t.nudge = t.nudge, 0
+		p.mu.Unlock()
+		if nudged == nudgeStatus {
+			t.status = true
+		}
+		// No callback yet: polled only past the deadline callbacks are
+		// late by (a resumed task's may have come while the tool was away).
+		if nudged == 0 && t.last == 0 && !t.Resumed && !t.status {
+			if d, ok := p.callbackDeadline(); ok && age < d-50*time.Millisecond {
+				p.again(t, t.Submitted.Add(d))
+				return nil
+			}
+		}
+	}
 	// A look scheduled before the estimator had learned anything (at the
 	// start of a run, every task of the first batches) is moved to when
 	// what is known now says, without a request.
-	if p.Est.Trained() && !t.status {
+	if nudged == 0 && p.Est.Trained() && !t.status {
 		if due := t.Submitted.Add(p.Est.Next(t.last)); due.Sub(now) > 50*time.Millisecond {
 			p.again(t, due)
 			return nil
 		}
 	}
 	gap := age - t.last
-	t.looks++
+	t.Looks++
 	if p.statusDue(t, age) {
 		p.Stats.StatusGets.Add(1)
 		task, err := p.api.Task(ctx, t.ID)
@@ -269,8 +408,13 @@ func (p *Poller) look(ctx context.Context, t *Task) error {
 		return nil
 	}
 	// The task completed somewhere in the gap since the last look (or
-	// since its submission, at the first look).
+	// since its submission, at the first look), or when it called back.
 	done := age - gap/2
+	if nudged != 0 {
+		p.mu.Lock()
+		done = min(age, max(t.called.Sub(t.Submitted), t.last))
+		p.mu.Unlock()
+	}
 	if !t.Resumed {
 		p.Est.Observe(t.last, done)
 	}
@@ -294,6 +438,9 @@ func (p *Poller) forget(t *Task) {
 // is dropped: the task stays pending in the journal, and the next run looks
 // at it again.
 func (p *Poller) send(ctx context.Context, e Event) {
+	if !e.Known {
+		p.end(e.Task)
+	}
 	select {
 	case p.out <- e:
 	case <-ctx.Done():
@@ -309,7 +456,7 @@ func (p *Poller) statusDue(t *Task, age time.Duration) bool {
 		t.status = false
 		return true
 	}
-	if t.looks%3 != 0 { // first: the quantile takes the estimator's lock
+	if t.Looks%3 != 0 { // first: the quantile takes the estimator's lock
 		return false
 	}
 	limit := p.cfg.StatusAfter
@@ -343,7 +490,7 @@ func (p *Poller) failed(ctx context.Context, t *Task, err error) error {
 		case apiErr.RateLimited():
 			p.Stats.RateLimited.Add(1)
 			p.pause(apiErr.RetryAfter)
-			t.looks-- // not a look
+			t.Looks-- // not a look
 			p.again(t, time.Now())
 			return nil
 		case apiErr.Gone():
@@ -364,7 +511,7 @@ func (p *Poller) failed(ctx context.Context, t *Task, err error) error {
 		return fmt.Errorf("read task %s: %w", t.ID, err)
 	}
 	p.cfg.Log.Debug("poll retry", "task", t.ID, "err", err)
-	p.again(t, time.Now().Add(p.cfg.Backoff.Delay(t.errs)))
+	p.again(t, time.Now().Add(p.cfg.Outage.Wait(p.cfg.Backoff.Delay(t.errs))))
 	return nil
 }
 
@@ -414,15 +561,16 @@ type schedule struct {
 }
 
 type entry struct {
-	at int64
-	t  *Task
+	at  int64
+	t   *Task
+	gen uint32 // the task's gen when pushed: an older entry is stale
 }
 
 func (s *schedule) push(t *Task, at time.Time) {
 	if s.base.IsZero() {
 		s.base = time.Now()
 	}
-	s.e = append(s.e, entry{at: int64(at.Sub(s.base)), t: t})
+	s.e = append(s.e, entry{at: int64(at.Sub(s.base)), t: t, gen: t.gen})
 	// sift up
 	e := s.e
 	i := len(e) - 1
@@ -443,16 +591,19 @@ func (s *schedule) until(now time.Time) time.Duration {
 	return time.Duration(s.e[0].at - int64(now.Sub(s.base)))
 }
 
-func (s *schedule) pop() *Task {
+// pop removes the first entry and returns its task, and whether the entry
+// is the task's live one (not one left stale by a Nudge).
+func (s *schedule) pop() (*Task, bool) {
 	e := s.e
 	top := e[0].t
+	live := e[0].gen == top.gen
 	n := len(e) - 1
 	x := e[n]
 	e[n] = entry{}
 	e = e[:n]
 	s.e = e
 	if n == 0 {
-		return top
+		return top, live
 	}
 	// sift down
 	i := 0
@@ -471,5 +622,5 @@ func (s *schedule) pop() *Task {
 		i = c
 	}
 	e[i] = x
-	return top
+	return top, live
 }

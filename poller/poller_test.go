@@ -363,7 +363,7 @@ func TestScheduleOrder(t *testing.T) {
 			continue
 		}
 		slices.Sort(want)
-		got := s.pop()
+		got, _ := s.pop()
 		if got.ID != fmt.Sprint(want[0]) {
 			t.Fatalf("step %d: popped task due at %s, want %d", step, got.ID, want[0])
 		}
@@ -430,6 +430,54 @@ func TestResumedTasksDoNotTeachTheEstimate(t *testing.T) {
 		if got, _ := p.Est.Quantile(0.5); got != q50 || p.Est.total != learned {
 			t.Fatalf("after resumed session %d the estimate has %d completions and a median of %v; it had %d and %v",
 				session+1, p.Est.total, got, learned, q50)
+		}
+	}
+}
+
+// TestPollerLooksGoOn proves a resumed task goes on from the looks of
+// earlier sessions: with two looks behind it, an old task's first look in
+// this session is the third, a status check, which finds it faulted; with
+// none behind it, the first look asks for results (204) and the task is
+// not reported yet.
+func TestPollerLooksGoOn(t *testing.T) {
+	t.Parallel()
+	for _, looks := range []int{0, 2} {
+		g := newFake()
+		g.doneAt["old"] = time.Now().Add(-time.Hour)
+		g.faulted["old"] = true
+		p := New(g, Config{Workers: 1, MaxGap: time.Hour, StatusAfter: time.Second})
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		events := make(chan Event, 4)
+		done := make(chan error, 1)
+		go func() { done <- p.Run(ctx, events) }()
+		task := &Task{ID: "old", Row: 1, Attempt: 1, Submitted: time.Now().Add(-time.Hour), Resumed: true, Looks: looks}
+		p.Add(task)
+		var lost string
+		if looks == 2 {
+			select {
+			case e := <-events:
+				lost = e.Lost
+				if e.Known { // the Known event of a resumed task comes first, if any
+					lost = (<-events).Lost
+				}
+			case <-ctx.Done():
+			}
+		} else {
+			for p.Stats.ResultGets.Load()+p.Stats.StatusGets.Load() == 0 && ctx.Err() == nil {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		cancel()
+		<-done
+		status, results := p.Stats.StatusGets.Load(), p.Stats.ResultGets.Load()
+		switch {
+		case looks == 2 && (lost != "task faulted" || status != 1 || results != 0):
+			t.Errorf("2 looks behind: lost %q after %d status and %d results GETs; want faulted after 1 status GET", lost, status, results)
+		case looks == 0 && (status != 0 || results != 1):
+			t.Errorf("no looks behind: %d status and %d results GETs; want 1 results GET", status, results)
+		}
+		if task.Looks != looks+1 {
+			t.Errorf("%d looks behind: Looks = %d after one look", looks, task.Looks)
 		}
 	}
 }

@@ -12,10 +12,11 @@ import (
 //
 //	--token T (repeatable)  --batch-interval  --max-items  --delay
 //	--fault-rate  --fault-mode no-content|error  --ttl  --error-rate
-//	--drop-rate  --get-429-rate  --batch-latency  --content-size
+//	--drop-rate  --get-429-rate  --batch-latency  --content-size  --content-kind
 //	--target-error-rate  --page-error-rate  --array-response
 //	--allow-unknown-params  --indent-answers  --truncate-batch-rate
-//	--batch-500-after-create-rate  --seed
+//	--batch-500-after-create-rate  --callback-loss-rate  --callback-dup-rate
+//	--callback-delay  --seed
 //
 // Rates are fractions in [0, 1]; --delay takes the syntax of [ParseDelay].
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
@@ -31,6 +32,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var((*rateValue)(&c.GetLimitRate), "get-429-rate", "fraction of GET requests answered 429")
 	fs.DurationVar(&c.BatchLatency, "batch-latency", c.BatchLatency, "how long a batch submission takes to answer")
 	fs.IntVar(&c.ContentSize, "content-size", c.ContentSize, "bytes of generated content per result (0: 1024)")
+	fs.Var((*kindValue)(&c.ContentKind), "content-kind", `what HTML content looks like: "text" (padded lorem ipsum) or "html" (like real pages, compressing 5-8x)`)
 	fs.Var((*rateValue)(&c.TargetErrorRate), "target-error-rate", "fraction of done tasks whose target answered 404 or 500")
 	fs.Var((*rateValue)(&c.PageErrorRate), "page-error-rate", "fraction of the pages of done tasks with page_count > 1 whose target answered 404 or 500")
 	fs.BoolVar(&c.ArrayResponse, "array-response", c.ArrayResponse, "answer batches with a bare array of tasks instead of the SDK object form")
@@ -38,7 +40,27 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.IndentAnswers, "indent-answers", c.IndentAnswers, "pretty-print every JSON answer over several lines, parsed contents included")
 	fs.Var((*rateValue)(&c.TruncateBatchRate), "truncate-batch-rate", "fraction of accepted batches whose tasks are created but whose 200 answer is cut in the middle")
 	fs.Var((*rateValue)(&c.Batch500AfterCreateRate), "batch-500-after-create-rate", "fraction of accepted batches whose tasks are created but which are answered 500")
+	fs.Var((*rateValue)(&c.CallbackLossRate), "callback-loss-rate", "fraction of callbacks never made")
+	fs.Var((*rateValue)(&c.CallbackDupRate), "callback-dup-rate", "fraction of callbacks made twice")
+	fs.DurationVar(&c.CallbackDelay, "callback-delay", c.CallbackDelay, "each callback comes up to this long after its task completed (random, so out of order)")
 	fs.Int64Var(&c.Seed, "seed", c.Seed, "seed of the random delays and faults (same seed, same submissions: same run)")
+}
+
+type kindValue string
+
+func (v *kindValue) String() string {
+	if v == nil || *v == "" {
+		return ContentText
+	}
+	return string(*v)
+}
+
+func (v *kindValue) Set(s string) error {
+	if s != ContentText && s != ContentHTML {
+		return fmt.Errorf(`want "text" or "html", got %q`, s)
+	}
+	*v = kindValue(s)
+	return nil
 }
 
 type tokensValue []string

@@ -107,6 +107,10 @@ type Config struct {
 	// result page (0 means 1024). The content holds the task's url or query
 	// verbatim, however large or small the size.
 	ContentSize int
+	// ContentKind is what the HTML content of a result looks like:
+	// [ContentText] (the default, "") or [ContentHTML], pages like real
+	// ones. With headless=png, the content is a PNG, base64-encoded.
+	ContentKind string
 	// TargetErrorRate is the fraction of done tasks whose result has a
 	// status_code of 404 or 500: the target site failed, the task did not.
 	TargetErrorRate float64
@@ -136,6 +140,13 @@ type Config struct {
 	// tasks are created but which are answered 500, as an API failing after
 	// it queued them would.
 	Batch500AfterCreateRate float64
+	// CallbackLossRate is the fraction of callbacks never made;
+	// CallbackDupRate the fraction made twice (the second up to a second
+	// later); CallbackDelay delays each callback past its task's
+	// completion by a random time up to it (so they come out of order).
+	// Their draws have a stream of their own.
+	CallbackLossRate, CallbackDupRate float64
+	CallbackDelay                     time.Duration
 	// Seed seeds the draws of delays and faults: the same seed and the same
 	// submissions in the same order give the same delays and faults. Injected
 	// request faults (ErrorRate, DropRate, GetLimitRate, TruncateBatchRate,
@@ -171,6 +182,8 @@ type Server struct {
 	interval time.Duration // <= 0: no pacing
 	ttl      int64         // nanoseconds; <= 0: forever
 	filler   string        // ContentSize bytes of JSON-safe text, shared by every result
+	html     *htmlPool     // with ContentKind html
+	png      string        // the headless=png screenshot, base64
 
 	// injMu guards injRand, the stream of request-level faults. It is apart
 	// from rand so that concurrent GETs cannot shift the task draws.
@@ -186,6 +199,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	rand      *rand.Rand
+	cbRand    *rand.Rand // callback loss, duplication and delay
 	tasks     map[uint64]task
 	lastID    uint64
 	lastBatch map[string]time.Time // token -> arrival of its last batch let through the rate limit
@@ -228,6 +242,7 @@ type group struct {
 	item      string       // the item's identity besides its input (see itemOf)
 	itemHash  uint64       // a hash of item
 	pageCount int
+	headless  string // "png": the content is a screenshot
 	parse     bool
 	markdown  bool
 	callback  string // loopback callback_url, or ""
@@ -263,13 +278,19 @@ func New(cfg Config) *Server {
 		interval:  cfg.BatchInterval,
 		ttl:       int64(cfg.TTL),
 		filler:    makeFiller(cfg.ContentSize),
+		png:       pngBase64(cfg.Seed),
 		injRand:   rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed_1a7e)),
 		rand:      rand.New(rand.NewPCG(uint64(cfg.Seed), 0xdec0d0)),
+		cbRand:    rand.New(rand.NewPCG(uint64(cfg.Seed), 0xca11bac)),
 		tasks:     make(map[uint64]task),
 		lastBatch: make(map[string]time.Time),
 		timers:    make(map[uint64]*time.Timer),
-		cbClient:  &http.Client{Timeout: callbackTimeout},
-		st:        counters{requests: make(map[countKey]int)},
+		// Callbacks come in thousands a second: keep their connections.
+		cbClient: &http.Client{Timeout: callbackTimeout, Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}},
+		st:       counters{requests: make(map[countKey]int)},
+	}
+	if cfg.ContentKind == ContentHTML {
+		s.html = newHTMLPool(cfg.Seed, cfg.ContentSize)
 	}
 	if len(cfg.Tokens) > 0 {
 		s.tokens = make(map[string]struct{}, len(cfg.Tokens))

@@ -36,6 +36,9 @@ type Stats struct {
 	// Callbacks made (a 2xx answer), failed, and skipped because the
 	// callback_url was not a loopback address.
 	CallbacksSent, CallbacksFailed, CallbacksSkipped int
+	// CallbacksLost and CallbacksDuplicated count the callbacks dropped
+	// and sent twice on purpose ([Config.CallbackLossRate], CallbackDupRate).
+	CallbacksLost, CallbacksDuplicated int
 	// SingleTasks counts the tasks created by POST /v3/task (they are in
 	// TasksCreated too).
 	SingleTasks int
@@ -80,24 +83,26 @@ type countKey struct {
 
 // counters are the raw material of [Stats]; guarded by Server.mu.
 type counters struct {
-	requests         map[countKey]int
-	created          int
-	done, faulted    int
-	batches          int
-	firstCreated     time.Time
-	lastDue          int64
-	due              dueHeap // completions not yet counted in done or faulted
-	waits            []int64
-	batchTimes       []time.Time
-	callbacksSent    int
-	callbacksFailed  int
-	callbacksSkipped int
-	singles          int
-	truncated        int
-	batch500s        int
-	items            map[uint64]uint32 // tasks created per item, by hash (see countItem)
-	dups             map[uint64]string // the items created more than once, spelled out
-	duplicates       int               // the tasks beyond the first of each item
+	requests            map[countKey]int
+	created             int
+	done, faulted       int
+	batches             int
+	firstCreated        time.Time
+	lastDue             int64
+	due                 dueHeap // completions not yet counted in done or faulted
+	waits               []int64
+	batchTimes          []time.Time
+	callbacksSent       int
+	callbacksFailed     int
+	callbacksSkipped    int
+	callbacksLost       int
+	callbacksDuplicated int
+	singles             int
+	truncated           int
+	batch500s           int
+	items               map[uint64]uint32 // tasks created per item, by hash (see countItem)
+	dups                map[uint64]string // the items created more than once, spelled out
+	duplicates          int               // the tasks beyond the first of each item
 }
 
 // countItem counts one task created for input in group g. The count is
@@ -153,16 +158,18 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	s.st.advance(now)
 	st := Stats{
-		Requests:         make(map[string]int, len(s.st.requests)),
-		TasksCreated:     s.st.created,
-		TasksDone:        s.st.done,
-		TasksFaulted:     s.st.faulted,
-		Batches:          s.st.batches,
-		FirstCreated:     s.st.firstCreated,
-		BatchTimes:       slices.SortedFunc(slices.Values(s.st.batchTimes), time.Time.Compare),
-		CallbacksSent:    s.st.callbacksSent,
-		CallbacksFailed:  s.st.callbacksFailed,
-		CallbacksSkipped: s.st.callbacksSkipped,
+		Requests:            make(map[string]int, len(s.st.requests)),
+		TasksCreated:        s.st.created,
+		TasksDone:           s.st.done,
+		TasksFaulted:        s.st.faulted,
+		Batches:             s.st.batches,
+		FirstCreated:        s.st.firstCreated,
+		BatchTimes:          slices.SortedFunc(slices.Values(s.st.batchTimes), time.Time.Compare),
+		CallbacksSent:       s.st.callbacksSent,
+		CallbacksFailed:     s.st.callbacksFailed,
+		CallbacksSkipped:    s.st.callbacksSkipped,
+		CallbacksLost:       s.st.callbacksLost,
+		CallbacksDuplicated: s.st.callbacksDuplicated,
 
 		SingleTasks:           s.st.singles,
 		BatchesTruncated:      s.st.truncated,

@@ -447,6 +447,8 @@ func buildGroup(fields map[string]json.RawMessage, tg *schema.Target, allowUnkno
 			json.Unmarshal(raw, &g.parse) //nolint:errcheck
 		case "markdown":
 			json.Unmarshal(raw, &g.markdown) //nolint:errcheck
+		case "headless":
+			json.Unmarshal(raw, &g.headless) //nolint:errcheck
 		case "callback_url":
 			json.Unmarshal(raw, &g.callback) //nolint:errcheck
 		}

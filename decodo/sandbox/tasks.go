@@ -143,6 +143,8 @@ func (s *Server) appendResults(b []byte, id uint64, t *task) []byte {
 	switch {
 	case g.parse:
 		ctype = `"application/json"`
+	case g.headless == "png":
+		ctype = `"image/png"`
 	case g.markdown:
 		ctype = `"text/markdown; charset=utf-8"`
 	}
@@ -205,6 +207,16 @@ func (s *Server) appendContent(b []byte, id uint64, t *task, page int) []byte {
 		b = s.appendFiller(b, start, len(`"}},"parse_status_code":12000}`))
 		return append(b, `"},"parse_status_code":12000}`...)
 	}
+	switch {
+	case g.headless == "png":
+		b = append(b, '"')
+		b = append(b, s.png...)
+		return append(b, '"')
+	case s.html != nil && !g.markdown:
+		b = append(b, '"')
+		b = s.html.appendPage(b, s.cfg.ContentSize-2, id, page, t.input, code)
+		return append(b, '"')
+	}
 	var suffix string
 	if g.markdown {
 		b = append(b, `"# Decodo sandbox\n\n`...)
@@ -262,7 +274,22 @@ func appendInString(b []byte, s string) []byte {
 // d from now. The caller holds s.mu, so a timer that fires at once waits for
 // the task to be stored.
 func (s *Server) scheduleCallbackLocked(id uint64, d time.Duration) {
+	// Four draws a callback whatever the rates: a seed gives the same
+	// callbacks under any settings.
+	lost := s.cbRand.Float64() < s.cfg.CallbackLossRate
+	dup := s.cbRand.Float64() < s.cfg.CallbackDupRate
+	extra := time.Duration(s.cbRand.Float64() * float64(s.cfg.CallbackDelay))
+	later := time.Duration(s.cbRand.Float64() * float64(time.Second))
+	if lost {
+		s.st.callbacksLost++
+		return
+	}
+	d += extra
 	s.timers[id] = time.AfterFunc(d, func() { s.callback(id) })
+	if dup {
+		s.st.callbacksDuplicated++
+		time.AfterFunc(d+later, func() { s.callback(id) }) // stopped by Close's closed flag
+	}
 }
 
 // callback POSTs the completed task's object, with its passthrough, to its

@@ -6,8 +6,8 @@ import "math/bits"
 // row i, so that the first page can fill up too; the methods take and return
 // rows. A page covers 1<<16 rows (8 KiB). A page that becomes full is replaced by the
 // shared, read-only fullPage, so a job whose rows are mostly done costs a
-// pointer per 65536 rows, and a page never seen costs a nil pointer. Bits are
-// only ever set, never cleared, which is what makes sharing fullPage safe.
+// pointer per 65536 rows, and a page never seen costs a nil pointer. fullPage
+// is never written: clearing a bit of it first makes a copy.
 const (
 	pageShift = 16
 	pageBits  = 1 << pageShift
@@ -97,6 +97,25 @@ func (b *bitset) set(row int64) bool {
 	p.w[o>>6] |= m
 	p.n++
 	b.fill(p, i)
+	return true
+}
+
+// clear removes row and reports whether it was there.
+func (b *bitset) clear(row int64) bool {
+	if !b.has(row) {
+		return false
+	}
+	i := row - 1
+	pi := i >> pageShift
+	p := b.pages[pi]
+	if p == fullPage {
+		p = new(page)
+		*p = *fullPage
+		b.pages[pi] = p
+	}
+	o := i & pageMask
+	p.w[o>>6] &^= uint64(1) << (o & 63)
+	p.n--
 	return true
 }
 

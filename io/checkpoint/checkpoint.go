@@ -68,18 +68,43 @@ type MismatchError struct {
 }
 
 func (e *MismatchError) Error() string {
-	return fmt.Sprintf("checkpoint %s belongs to another job: %s was %q, now %q", e.Path, e.Field, e.Was, e.Now)
+	msg := fmt.Sprintf("checkpoint %s belongs to another job: %s was %q, now %q", e.Path, e.Field, e.Was, e.Now)
+	if e.Field == "input size" {
+		was, _ := strconv.ParseInt(e.Was, 10, 64)
+		now, _ := strconv.ParseInt(e.Now, 10, 64)
+		if now > was && was >= 0 {
+			msg += " (an input may grow at its end, but its first " + e.Was + " bytes are not those the checkpoint recorded, or did not end with a line end)"
+		}
+	}
+	return msg
+}
+
+// Fingerprinter tells [OpenGrowing] what the run's input is: the Header of
+// the input as it is now, and the hex sha256 of its first prefix bytes (the
+// size the journal recorded) when prefix >= 0 and the input is longer than
+// that and may have grown from it, else "". It is called once, under the
+// lock, with prefix -1 when there is no journal to resume, so that the
+// input is read once.
+type Fingerprinter func(prefix int64) (h Header, prefixHash string, err error)
+
+// grown reports whether an input that now has header now, whose first
+// was.InputSize bytes hash to prefixHash, only grew at its end since a
+// journal recorded was.
+func grown(was, now Header, prefixHash string) bool {
+	return was.InputSize >= 0 && now.InputSize > was.InputSize && prefixHash != "" &&
+		prefixHash == was.InputHash && was.Shape == now.Shape
 }
 
 func mismatch(was, now Header) *MismatchError {
 	switch {
+	case was.Shape != now.Shape:
+		// First: an input that grew under other options is told of those.
+		return &MismatchError{Field: "shape", Was: was.Shape, Now: now.Shape}
 	case was.InputSize != now.InputSize:
 		return &MismatchError{Field: "input size",
 			Was: strconv.FormatInt(was.InputSize, 10), Now: strconv.FormatInt(now.InputSize, 10)}
 	case was.InputHash != now.InputHash:
 		return &MismatchError{Field: "input hash", Was: was.InputHash, Now: now.InputHash}
-	case was.Shape != now.Shape:
-		return &MismatchError{Field: "shape", Was: was.Shape, Now: now.Shape}
 	}
 	return nil
 }
@@ -117,6 +142,19 @@ type Journal struct {
 // file is left as it is); [ErrNotJournal] or [ErrNewerVersion] (wrapped);
 // else a file system error (wrapped). On error the lock is released.
 func Open(path string, h Header, restart bool) (*Journal, error) {
+	return OpenGrowing(path, func(int64) (Header, string, error) { return h, "", nil }, restart)
+}
+
+// OpenGrowing is [Open] for an input that may have grown at its end since
+// the journal was written (a file a cron job appends to): fp tells the
+// input's header, and the hash of its first bytes as long as the journal
+// recorded. When the input only grew (those bytes hash as the journal's
+// whole input did, and the shape is the same), the journal records the new
+// size and hash (a grow record, which replay and compaction keep) and the
+// number of input rows becomes unknown (State.Rows -1) until the new end
+// is read; any other change is a *[MismatchError], as for Open. Errors are
+// those of Open, and fp's, returned as they are.
+func OpenGrowing(path string, fp Fingerprinter, restart bool) (*Journal, error) {
 	lk, err := lock(path + ".lock")
 	if err != nil {
 		var le *LockedError
@@ -126,7 +164,7 @@ func Open(path string, h Header, restart bool) (*Journal, error) {
 		}
 		return nil, fmt.Errorf("open checkpoint: %w", err)
 	}
-	j, err := open(path, h, restart)
+	j, err := open(path, fp, restart)
 	if err != nil {
 		unlock(lk)
 		return nil, err
@@ -135,7 +173,7 @@ func Open(path string, h Header, restart bool) (*Journal, error) {
 	return j, nil
 }
 
-func open(path string, h Header, restart bool) (*Journal, error) {
+func open(path string, fp Fingerprinter, restart bool) (*Journal, error) {
 	now := time.Now()
 	if err := os.Remove(path + ".tmp"); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("open checkpoint: %w", err)
@@ -150,7 +188,13 @@ func open(path string, h Header, restart bool) (*Journal, error) {
 				f.Close()
 				return nil, fmt.Errorf("open checkpoint %s: %w", path, err)
 			}
-			if m := mismatch(st.Header, h); m != nil {
+			h, prefixHash, err := fp(st.Header.InputSize)
+			if err != nil {
+				f.Close()
+				return nil, err
+			}
+			grow := grown(st.Header, h, prefixHash)
+			if m := mismatch(st.Header, h); m != nil && !grow {
 				f.Close()
 				m.Path = path
 				return nil, m
@@ -168,12 +212,28 @@ func open(path string, h Header, restart bool) (*Journal, error) {
 				}
 			}
 			j.f, j.st, j.size = f, st, end
+			if grow {
+				// Buffered with the session record: until the first Sync,
+				// a crash leaves the old journal, and the next run finds
+				// the input grown again.
+				p := append(j.scratch[:0], recGrow)
+				p = binary.AppendVarint(p, h.InputSize)
+				p = appendString(p, h.InputHash)
+				if err := j.record(p); err != nil {
+					f.Close()
+					return nil, err
+				}
+			}
 		case errors.Is(err, fs.ErrNotExist):
 		default:
 			return nil, fmt.Errorf("open checkpoint: %w", err)
 		}
 	}
 	if j.f == nil {
+		h, _, err := fp(-1)
+		if err != nil {
+			return nil, err
+		}
 		st := newState()
 		st.Header, st.Started = h, timeOf(now.UnixNano())
 		data := frame(nil, appendHeader(nil, st))
@@ -185,6 +245,14 @@ func open(path string, h Header, restart bool) (*Journal, error) {
 			return nil, fmt.Errorf("create checkpoint: %w", err)
 		}
 		j.f, j.st, j.size = f, st, int64(len(data))
+	}
+	if j.st.version < version {
+		// Before the first record a version 1 program would misread.
+		if err := j.Compact(); err != nil {
+			j.f.Close()
+			return nil, err
+		}
+		j.st.version = version
 	}
 	p := append(j.scratch[:0], recSession)
 	p = appendTime(p, now)
@@ -314,7 +382,7 @@ func (j *Journal) Finish(at time.Time, o Outcome, rows []int64, off Offsets) err
 	if !o.valid() {
 		return fmt.Errorf("%w: outcome %d", ErrInvalid, o)
 	}
-	if off.Results < 0 || off.Failed < 0 || off.Rejects < 0 {
+	if off.Results < 0 || off.Failed < 0 || off.Rejects < 0 || off.Part < 0 {
 		return fmt.Errorf("%w: offsets %+v", ErrInvalid, off)
 	}
 	rs := j.rows[:0]
@@ -332,6 +400,13 @@ func (j *Journal) Finish(at time.Time, o Outcome, rows []int64, off Offsets) err
 	if len(rs) == 0 && off == j.st.Offsets {
 		return nil
 	}
+	if off.Part != j.st.Offsets.Part {
+		p := append(j.scratch[:0], recPart)
+		p = binary.AppendUvarint(p, uint64(off.Part))
+		if err := j.record(p); err != nil {
+			return err
+		}
+	}
 	p := append(j.scratch[:0], recFinish)
 	p = appendTime(p, at)
 	p = append(p, byte(o))
@@ -345,6 +420,96 @@ func (j *Journal) Finish(at time.Time, o Outcome, rows []int64, off Offsets) err
 		prev = r
 	}
 	return j.record(p)
+}
+
+// Reopen takes failed rows back to work (retrying failed rows): they are
+// not done any more, and the failed file the journal vouches for is the one
+// rewritten without their lines, failed bytes long, which token names (the
+// caller renames it into place after Reopen returns, and on the next Open
+// finds whether it still has to, by State.Reopened). Unlike the other
+// records it is synced at once: it is the commit point of that rewrite.
+//
+// Errors: [ErrInvalid] (wrapped; nothing recorded), [ErrClosed], or a
+// write or fsync error, which sticks as Sync's do.
+func (j *Journal) Reopen(at time.Time, rows []int64, failed int64, token string) error {
+	if err := j.usable(); err != nil {
+		return err
+	}
+	if failed < 0 {
+		return fmt.Errorf("%w: failed offset %d", ErrInvalid, failed)
+	}
+	rs := j.rows[:0]
+	for _, r := range rows {
+		if err := checkRow(r); err != nil {
+			return err
+		}
+		rs = append(rs, r)
+	}
+	slices.Sort(rs)
+	rs = slices.Compact(rs)
+	j.rows = rs
+	p := append(j.scratch[:0], recReopen)
+	p = appendTime(p, at)
+	p = binary.AppendUvarint(p, uint64(failed))
+	p = appendString(p, token)
+	p = binary.AppendUvarint(p, uint64(len(rs)))
+	var prev int64
+	for _, r := range rs {
+		p = binary.AppendVarint(p, r-prev)
+		prev = r
+	}
+	if err := j.record(p); err != nil {
+		return err
+	}
+	return j.Sync()
+}
+
+// TaskOf records the tasks whose results rows got (their rows must be
+// done), so that a later session can serve a duplicate of such a row from
+// its task instead of paying for another. The record is buffered until
+// [Journal.Sync].
+//
+// Errors: [ErrInvalid] (wrapped) for a row out of range, [ErrClosed], or
+// the sticky error of an earlier failed Sync.
+func (j *Journal) TaskOf(tasks []Task) error {
+	if err := j.usable(); err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		if err := checkRow(t.Row); err != nil {
+			return err
+		}
+	}
+	if len(tasks) == 0 {
+		return nil
+	}
+	ts := slices.Clone(tasks)
+	slices.SortFunc(ts, func(a, b Task) int { return cmp.Compare(a.Row, b.Row) })
+	return j.record(appendTaskOf(j.scratch[:0], ts))
+}
+
+// Looks records how often the pending tasks of rows were looked at, so
+// that the next session goes on from there (rows not pending are
+// skipped). The record is buffered until [Journal.Sync].
+//
+// Errors: [ErrInvalid] (wrapped) for a row out of range, [ErrClosed], or
+// the sticky error of an earlier failed Sync.
+func (j *Journal) Looks(rows []RowLooks) error {
+	if err := j.usable(); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if err := checkRow(r.Row); err != nil {
+			return err
+		}
+	}
+	rs := slices.Clone(rows)
+	slices.SortFunc(rs, func(a, b RowLooks) int { return cmp.Compare(a.Row, b.Row) })
+	rs = slices.CompactFunc(rs, func(a, b RowLooks) bool { return a.Row == b.Row })
+	if len(rs) == 0 {
+		return nil
+	}
+	return j.record(appendLooks(j.scratch[:0], rs))
 }
 
 // InputEnd records that the whole input has been read and holds rows rows.
@@ -430,6 +595,15 @@ func (j *Journal) Compact() error {
 	}
 	data := frame(nil, appendHeader(nil, j.st))
 	data = frame(data, appendSnapshot(nil, j.st))
+	if part := j.st.Offsets.Part; part != 0 {
+		data = frame(data, binary.AppendUvarint([]byte{recPart}, uint64(part)))
+	}
+	if looks := j.st.looks(); len(looks) > 0 {
+		data = frame(data, appendLooks(nil, looks))
+	}
+	if len(j.st.taskOf) > 0 {
+		data = frame(data, appendTaskOf(nil, j.st.resultTasks()))
+	}
 	if err := j.verify(data); err != nil {
 		return err
 	}
@@ -457,6 +631,11 @@ func (j *Journal) verify(data []byte) error {
 		p, _ = r.next()
 		if p == nil || s.apply(p, new(applier), true) != nil {
 			err = errCorrupt
+		}
+		for p, ok := r.next(); err == nil && ok; p, ok = r.next() {
+			if s.apply(p, new(applier), false) != nil {
+				err = errCorrupt // a part or looks record after the snapshot
+			}
 		}
 	}
 	if err == nil {

@@ -26,7 +26,20 @@ import (
 //	finish    time at, byte outcome, 3 × uvarint offsets, uvarint n,
 //	          n × varint row delta
 //	inputEnd  uvarint rows
+//	looks     uvarint n, n × (varint row delta, uvarint looks): how many
+//	          times the pending tasks of these rows were looked at, so that
+//	          short sessions add up (written at the end of a session, and
+//	          after a snapshot)
+//	taskOf    uvarint n, n × (varint row delta, varint task id delta): the
+//	          tasks whose results rows got, kept to serve duplicates of
+//	          those rows (deduplicating runs only; after a snapshot too)
+//	reopen    time at, uvarint failed offset, string token, uvarint n,
+//	          n × varint row delta: failed rows taken back to work
 //	snapshot  the whole state (see appendSnapshot)
+//	grow      varint input size, string input hash: the input grew at its
+//	          end to this size and hash; the rows are unknown again
+//	part      uvarint part: the results part that the Results offset of
+//	          the finish records after it measures (rotated results only)
 //
 // A time is a varint of Unix nanoseconds (0 for the zero time), a string a
 // uvarint length and its bytes. Deltas are from the previous value in the
@@ -46,9 +59,19 @@ const (
 	recFinish   = 4
 	recInputEnd = 5
 	recSnapshot = 6
+	recGrow     = 7
+	recReopen   = 8
+	recLooks    = 9
+	recPart     = 10 // a change of results part (see [Offsets]), with rotated results only
+	recTaskOf   = 11
+)
 
-	magic   = "decodo-batch journal"
-	version = 1
+const (
+	magic = "decodo-batch journal"
+	// version 2 added the grow, reopen, looks, part and taskOf records,
+	// which a program that reads version 1 would take for a torn tail:
+	// Open rewrites a version 1 journal as version 2 before it appends.
+	version = 2
 
 	// maxRecord bounds a record's length, far above any snapshot, so that
 	// a damaged length never makes a huge allocation.
@@ -284,10 +307,20 @@ func replay(r io.ReaderAt, size int64) (*State, int64, error) {
 			if !ok {
 				break
 			}
-			if p[0] == recSubmit {
+			switch p[0] {
+			case recSubmit:
 				d := dec{b: p[1:]}
 				at, attempt, tasks, _ := decodeSubmit(&d, &a)
 				s.addPending(at, attempt, tasks)
+			case recLooks:
+				s.apply(p, &a, false) // on the tasks pending by now
+			case recReopen:
+				// A reopened row's earlier task is not its task any more.
+				d := dec{b: p[1:]}
+				_, _, _, rows := decodeReopen(&d, &a)
+				for _, r := range rows {
+					delete(s.pending, r)
+				}
 			}
 		}
 		if rd.err != nil || rd.pos != end {
@@ -313,12 +346,15 @@ func decodeHeader(p []byte) (*State, error) {
 		return nil, ErrNotJournal
 	}
 	d := dec{b: p[1+len(magic):]}
-	if v := d.uvarint(); d.bad {
+	v := d.uvarint()
+	if d.bad {
 		return nil, ErrNotJournal
-	} else if v != version {
-		return nil, fmt.Errorf("%w (format %d, this program reads %d)", ErrNewerVersion, v, version)
+	}
+	if v < 1 || v > version {
+		return nil, fmt.Errorf("%w (format %d, this program reads 1 to %d)", ErrNewerVersion, v, version)
 	}
 	s := newState()
+	s.version = int(v)
 	s.Started = d.time()
 	s.Header.InputName = d.string()
 	s.Header.InputSize = d.varint()
@@ -429,7 +465,62 @@ func (s *State) apply(p []byte, a *applier, first bool) error {
 		for _, r := range rows {
 			s.finish(o, r)
 		}
+		off.Part = s.Offsets.Part // set by the part records only
 		s.Offsets = off
+		s.Updated = at
+
+	case recTaskOf:
+		n := d.count()
+		ts := a.tasks[:0]
+		var row int64
+		var id uint64
+		for range n {
+			row += d.varint()
+			id += uint64(d.varint())
+			if d.bad || row < 1 || row > MaxRow {
+				return errCorrupt
+			}
+			ts = append(ts, Task{Row: row, TaskID: id})
+		}
+		a.tasks = ts
+		if !d.done() {
+			return errCorrupt
+		}
+		if s.taskOf == nil {
+			s.taskOf = make(map[int64]uint64, len(ts))
+		}
+		for _, t := range ts {
+			s.taskOf[t.Row] = t.TaskID
+		}
+
+	case recLooks:
+		n := d.count()
+		var row int64
+		for range n {
+			row += d.varint()
+			looks := d.int(0, math.MaxUint16)
+			if d.bad || row < 1 || row > MaxRow {
+				return errCorrupt
+			}
+			if p, ok := s.pending[row]; ok {
+				p.looks = uint16(looks)
+				s.pending[row] = p
+			}
+		}
+		if !d.done() {
+			return errCorrupt
+		}
+
+	case recReopen:
+		at, failed, token, rows := decodeReopen(&d, a)
+		if !d.done() {
+			return errCorrupt
+		}
+		for _, r := range rows {
+			s.reopen(r)
+		}
+		s.Offsets.Failed = failed
+		s.Reopened = token
 		s.Updated = at
 
 	case recInputEnd:
@@ -438,6 +529,22 @@ func (s *State) apply(p []byte, a *applier, first bool) error {
 			return errCorrupt
 		}
 		s.Rows = rows
+
+	case recPart:
+		part := d.int(0, math.MaxInt64)
+		if !d.done() {
+			return errCorrupt
+		}
+		s.Offsets.Part = part
+
+	case recGrow:
+		size := d.varint()
+		hash := d.string()
+		if !d.done() || size < 0 {
+			return errCorrupt
+		}
+		s.Header.InputSize, s.Header.InputHash = size, hash
+		s.Rows = -1 // until the new end is read
 
 	case recSnapshot:
 		if !first {
@@ -499,7 +606,7 @@ func appendSnapshot(b []byte, s *State) []byte {
 // and leaves s as it was.
 func (s *State) decodeSnapshot(d *dec) error {
 	n := newState()
-	n.Header, n.Started = s.Header, s.Started
+	n.Header, n.Started, n.version = s.Header, s.Started, s.version
 	n.Updated = d.time()
 	n.Offsets.Results = d.int(0, math.MaxInt64)
 	n.Offsets.Failed = d.int(0, math.MaxInt64)
@@ -563,4 +670,54 @@ func (s *State) decodeSnapshot(d *dec) error {
 	n.TornBytes = s.TornBytes
 	*s = *n
 	return nil
+}
+
+// decodeReopen decodes the fields of a reopen record after its type byte.
+func decodeReopen(d *dec, a *applier) (at time.Time, failed int64, token string, rows []int64) {
+	at = d.time()
+	failed = d.int(0, math.MaxInt64)
+	token = d.string()
+	n := d.count()
+	rows = a.rows[:0]
+	var row int64
+	for range n {
+		row += d.varint()
+		if row < 1 || row > MaxRow {
+			d.fail()
+		}
+		if d.bad {
+			break
+		}
+		rows = append(rows, row)
+	}
+	a.rows = rows
+	return at, failed, token, rows
+}
+
+// appendLooks appends a looks record of the rows of rs (sorted) and their
+// look counts, capped at the record's limit.
+func appendLooks(b []byte, rs []RowLooks) []byte {
+	b = append(b, recLooks)
+	b = binary.AppendUvarint(b, uint64(len(rs)))
+	var prev int64
+	for _, r := range rs {
+		b = binary.AppendVarint(b, r.Row-prev)
+		b = binary.AppendUvarint(b, uint64(min(max(r.Looks, 0), math.MaxUint16)))
+		prev = r.Row
+	}
+	return b
+}
+
+// appendTaskOf appends a taskOf record of ts, sorted by row.
+func appendTaskOf(b []byte, ts []Task) []byte {
+	b = append(b, recTaskOf)
+	b = binary.AppendUvarint(b, uint64(len(ts)))
+	var prevRow int64
+	var prevID uint64
+	for _, t := range ts {
+		b = binary.AppendVarint(b, t.Row-prevRow)
+		b = binary.AppendVarint(b, int64(t.TaskID-prevID))
+		prevRow, prevID = t.Row, t.TaskID
+	}
+	return b
 }

@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -45,8 +46,14 @@ type Header struct {
 }
 
 // Offsets are the sizes of the output files that the journal vouches for:
-// on resume, each file is cut back to its size here.
-type Offsets struct{ Results, Failed, Rejects int64 }
+// on resume, each file is cut back to its size here. Part is the number of
+// the results part that Results measures when results are rotated (0 for
+// results.jsonl itself); the parts before it are whole, the ones after it
+// are not vouched for.
+type Offsets struct {
+	Results, Failed, Rejects int64
+	Part                     int64
+}
 
 // Task is one submitted task: the row it is for and the API's task id.
 type Task struct {
@@ -59,6 +66,13 @@ type Pending struct {
 	TaskID      uint64
 	SubmittedAt time.Time
 	Attempt     int
+	Looks       int // how often earlier sessions looked at the task
+}
+
+// RowLooks is how often the pending task of a row was looked at.
+type RowLooks struct {
+	Row   int64
+	Looks int
 }
 
 // Session is one Open of the journal.
@@ -82,12 +96,18 @@ type State struct {
 	Started                   time.Time
 	Sessions                  []Session // one per Open, oldest first
 	Updated                   time.Time // time of the latest session, submit or finish record
+	// Reopened is the token of the last [Journal.Reopen] replayed, which
+	// names the rewritten failed file it vouches for; "" if none since the
+	// last compaction.
+	Reopened string
 	// TornBytes is how much torn or damaged tail the replay found after the
 	// last whole record: cut off by Open, ignored by Read.
 	TornBytes int64
 
+	version      int // of the journal's header
 	done         bitset
 	pending      map[int64]pend
+	taskOf       map[int64]uint64 // row -> the task of its result ([Journal.TaskOf]); nil if none
 	maxSubmitted int64
 }
 
@@ -96,10 +116,11 @@ type pend struct {
 	id      uint64
 	at      int64 // Unix ns, 0 for the zero time
 	attempt int32
+	looks   uint16
 }
 
 func newState() *State {
-	return &State{Rows: -1, pending: make(map[int64]pend)}
+	return &State{Rows: -1, pending: make(map[int64]pend), version: version}
 }
 
 // Done reports whether row has ended (in any outcome).
@@ -112,7 +133,7 @@ func (s *State) Pending(row int64) (Pending, bool) {
 	if !ok {
 		return Pending{}, false
 	}
-	return Pending{TaskID: p.id, SubmittedAt: timeOf(p.at), Attempt: int(p.attempt)}, true
+	return Pending{TaskID: p.id, SubmittedAt: timeOf(p.at), Attempt: int(p.attempt), Looks: int(p.looks)}, true
 }
 
 // PendingCount returns the number of rows with a task in flight.
@@ -138,6 +159,34 @@ func (s *State) pendingRows() []int64 {
 	return rows
 }
 
+// ResultTask returns the task whose results row got, if the journal kept
+// it ([Journal.TaskOf]).
+func (s *State) ResultTask(row int64) (uint64, bool) {
+	id, ok := s.taskOf[row]
+	return id, ok
+}
+
+// resultTasks returns the tasks of [State.ResultTask], sorted by row.
+func (s *State) resultTasks() []Task {
+	ts := make([]Task, 0, len(s.taskOf))
+	for r, id := range s.taskOf {
+		ts = append(ts, Task{Row: r, TaskID: id})
+	}
+	slices.SortFunc(ts, func(a, b Task) int { return cmp.Compare(a.Row, b.Row) })
+	return ts
+}
+
+// looks returns the pending rows with looks recorded, sorted.
+func (s *State) looks() []RowLooks {
+	var rs []RowLooks
+	for _, r := range s.pendingRows() {
+		if n := s.pending[r].looks; n > 0 {
+			rs = append(rs, RowLooks{Row: r, Looks: int(n)})
+		}
+	}
+	return rs
+}
+
 // DoneCount returns the number of rows done.
 func (s *State) DoneCount() int64 { return s.Results + s.Failed + s.Rejected }
 
@@ -159,6 +208,21 @@ func (s *State) finish(o Outcome, row int64) {
 		s.Failed++
 	case OutcomeRejected:
 		s.Rejected++
+	}
+}
+
+// reopen makes a failed row not done, so that it is submitted again
+// (--retry-failed); a row not done is left alone.
+// Rows are reopened as a session starts: they count as not done at its
+// start.
+func (s *State) reopen(row int64) {
+	if !s.done.clear(row) {
+		return
+	}
+	delete(s.pending, row)
+	s.Failed--
+	if n := len(s.Sessions); n > 0 && s.Sessions[n-1].DoneAtStart > 0 {
+		s.Sessions[n-1].DoneAtStart--
 	}
 }
 

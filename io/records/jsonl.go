@@ -74,7 +74,11 @@ func (r *Reader) nextJSONL() (Record, error) {
 }
 
 // decodeJSONL decodes the line t into r.v and returns why it cannot, or "".
-func (r *Reader) decodeJSONL(t []byte) string {
+func (r *Reader) decodeJSONL(t []byte) string { return r.decodeLine(t, 0) }
+
+// decodeLine decodes the JSON object t into r.v; depth counts the rejects
+// lines t is nested in (see decodeOutput).
+func (r *Reader) decodeLine(t []byte, depth int) string {
 	if !utf8.Valid(t) {
 		return notUTF8
 	}
@@ -100,12 +104,17 @@ func (r *Reader) decodeJSONL(t []byte) string {
 	// reason. A repeated key counts once, its last value, as encoding/json
 	// decodes it.
 	r.jkeys = r.jkeys[:0]
+	output := false
 	for key := range r.jmap {
 		if key != keyID {
 			r.jkeys = append(r.jkeys, key)
+			output = output || outputKey(key) == outMarker
 		}
 	}
 	slices.Sort(r.jkeys)
+	if output {
+		return r.decodeOutput(depth)
+	}
 	for _, key := range r.jkeys {
 		k, ok := r.jsonKeyOf(key)
 		if !ok {

@@ -4,7 +4,9 @@
 // target table: the input field it takes (url, query, prompt, product_id
 // or none), the parameters it takes and their values. A bad row is
 // reported as a [*RowError] and reading goes on; only an unreadable input
-// or a CSV header it cannot use stops it.
+// or a CSV header it cannot use stops it. A line of decodo-batch's own
+// output (results, failed, rejects) is a valid JSONL line: it reads back as
+// the row it was, with its target and parameters.
 //
 // Reading streams: memory does not grow with the input, and a line or
 // record longer than [MaxRecordLen] is a bad row, never a reason to buffer
@@ -105,7 +107,7 @@ func (e *RowError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.
 
 // Options shape how rows are read.
 type Options struct {
-	Format        string // "csv", "jsonl" or "txt"; "" means from the file name (see [FormatFromName])
+	Format        string // "csv", "jsonl" or "txt"; "" means from the file name ([FormatFromName]), else from the content ([Detect])
 	DefaultTarget string // the target of a row that names none (--target)
 	Defaults      Params // parameters of every row (--param); a row's own value wins
 	// AllowParams are parameter names that pass unchecked for every
@@ -140,16 +142,16 @@ type Reader struct {
 	csv        *csvInput
 	jmap       map[string]json.RawMessage // a JSONL line's keys and values, reused
 	jkeys      []string
+	pmap       map[string]json.RawMessage // the "params" of an output line (see decodeOutput)
+	pkeys      []string
 }
 
-// Open opens the input at path for reading; "-" is stdin, whose format
-// must then be given in opt. A gzip file (by its ".gz" name or its magic
-// bytes) is decompressed. Errors name the file.
+// Open opens the input at path for reading; "-" is stdin. The format is
+// opt.Format, else the name's, else the content's (see [NewReader]). A
+// gzip file (by its ".gz" name or its magic bytes) is decompressed.
+// Errors name the file.
 func Open(path string, opt Options) (*Reader, error) {
 	if path == "-" {
-		if opt.Format == "" {
-			return nil, fmt.Errorf("stdin: %w: the format cannot be told from a name", ErrFormat)
-		}
 		return NewReader(os.Stdin, "stdin", opt)
 	}
 	f, err := os.Open(path)
@@ -166,39 +168,69 @@ func Open(path string, opt Options) (*Reader, error) {
 }
 
 // NewReader returns a Reader of src; name is used to tell the format when
-// opt.Format is "" and in errors. A gzip stream is decompressed. It returns
-// an error wrapping [ErrFormat] or [ErrOptions] for unusable options, or
-// one from reading the start of src.
+// opt.Format is "" and in errors. When neither tells it, the content does
+// ([Detect]), and an input with no line to tell it by is [ErrEmpty]. A
+// gzip stream is decompressed. It returns an error wrapping [ErrFormat] or
+// [ErrOptions] for unusable options, or one from reading the start of src.
 func NewReader(src io.Reader, name string, opt Options) (*Reader, error) {
 	format := opt.Format
 	if format == "" {
-		var err error
-		if format, err = FormatFromName(name); err != nil {
+		format, _ = FormatFromName(name) // else "": told by the content below
+	}
+	r := &Reader{name: name, opt: opt, format: format, space: known, intern: make(map[string]Params)}
+	if format != "" {
+		if err := r.checkOptions(); err != nil {
 			return nil, err
 		}
 	}
+	if err := r.start(src); err != nil {
+		return nil, err
+	}
+	if r.format == "" {
+		head, err := r.br.Peek(sniffLen)
+		if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if r.format = Detect(head); r.format == "" {
+			return nil, fmt.Errorf("%s: %w: it is empty, or holds only blank and comment lines", name, ErrEmpty)
+		}
+		if err := r.checkOptions(); err != nil {
+			return nil, err
+		}
+	}
+	switch r.format {
+	case "csv":
+		r.csv = newCSVInput(r.br)
+	case "jsonl":
+		r.jmap = make(map[string]json.RawMessage)
+	}
+	return r, nil
+}
+
+// checkOptions checks the options against the format, which is known.
+func (r *Reader) checkOptions() error {
+	name, opt, format := r.name, r.opt, r.format
 	switch format {
 	case "csv", "jsonl", "txt":
 	default:
-		return nil, fmt.Errorf("%s: %w %q (want csv, jsonl or txt)", name, ErrFormat, format)
+		return fmt.Errorf("%s: %w %q (want csv, jsonl or txt)", name, ErrFormat, format)
 	}
-	r := &Reader{name: name, opt: opt, format: format, space: known, intern: make(map[string]Params)}
 	if len(opt.AllowParams) > 0 {
 		sp, err := newSpace(opt.AllowParams)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w: %v", name, ErrOptions, err)
+			return fmt.Errorf("%s: %w: %v", name, ErrOptions, err)
 		}
 		r.space = sp
 	}
 	r.v.params = newParamSet(r.space)
 	var err error
 	if r.defaults, err = defaultsSet(opt.Defaults, r.space); err != nil {
-		return nil, fmt.Errorf("%s: %w: %v", name, ErrOptions, err)
+		return fmt.Errorf("%s: %w: %v", name, ErrOptions, err)
 	}
 	r.defParams = Params(appendParams(nil, r.space.defs, &paramSet{}, &r.defaults))
 	if t := opt.DefaultTarget; t != "" {
 		if _, reason := r.space.target(t); reason != "" {
-			return nil, fmt.Errorf("%s: %w: default %s", name, ErrOptions, reason)
+			return fmt.Errorf("%s: %w: default %s", name, ErrOptions, reason)
 		}
 	}
 	if format == "txt" {
@@ -209,45 +241,44 @@ func NewReader(src io.Reader, name string, opt Options) (*Reader, error) {
 		}
 		ti, _ := r.space.target(t)
 		if ti.t.Input != decodo.InputURL {
-			return nil, fmt.Errorf("%s: %w: a txt input holds urls, but target %s takes %s", name, ErrOptions, t, article(ti.t.Input))
+			return fmt.Errorf("%s: %w: a txt input holds urls, but target %s takes %s", name, ErrOptions, t, article(ti.t.Input))
 		}
 		if i, ok := r.defaults.set.firstNotIn(&ti.takes); ok {
-			return nil, fmt.Errorf("%s: %w: the rows of a txt input go to target %s, which does not take the default parameter %s", name, ErrOptions, t, r.space.defs[i].name)
+			return fmt.Errorf("%s: %w: the rows of a txt input go to target %s, which does not take the default parameter %s", name, ErrOptions, t, r.space.defs[i].name)
 		}
 	}
+	return nil
+}
 
+// start sets up reading src: gzip, a byte order mark.
+func (r *Reader) start(src io.Reader) error {
+	name := r.name
 	r.br = bufio.NewReaderSize(src, bufSize)
 	magic, err := r.br.Peek(2)
 	if err != nil && err != io.EOF {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	if bytes.Equal(magic, []byte{0x1f, 0x8b}) || hasGzipExt(name) {
 		r.gz, err = gzip.NewReader(r.br)
 		if err == io.EOF { // an empty file: no rows
 			r.br = bufio.NewReaderSize(strings.NewReader(""), 16)
 		} else if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
+			return fmt.Errorf("%s: %w", name, err)
 		} else {
 			r.br = bufio.NewReaderSize(r.gz, bufSize)
 		}
 	}
 	head, err := r.br.Peek(3)
 	if err != nil && err != io.EOF {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	switch {
 	case bytes.HasPrefix(head, []byte("\xef\xbb\xbf")):
 		r.br.Discard(3)
 	case bytes.HasPrefix(head, []byte("\xff\xfe")), bytes.HasPrefix(head, []byte("\xfe\xff")):
-		return nil, fmt.Errorf("%s: %w: it starts with a UTF-16 byte order mark; save it as UTF-8", name, ErrEncoding)
+		return fmt.Errorf("%s: %w: it starts with a UTF-16 byte order mark; save it as UTF-8", name, ErrEncoding)
 	}
-	switch format {
-	case "csv":
-		r.csv = newCSVInput(r.br)
-	case "jsonl":
-		r.jmap = make(map[string]json.RawMessage)
-	}
-	return r, nil
+	return nil
 }
 
 // Next returns the next valid record. For a bad row it returns a

@@ -1,15 +1,17 @@
 // Package results writes the output files of a run: results.jsonl,
-// failed.jsonl and rejects.jsonl (one JSON object a line), and summary.json.
+// failed.jsonl and rejects.jsonl (one JSON object a line), plain, gzip or
+// zstd, results in rotated parts on request, each page's content in a file
+// of its own under content/ on request, and summary.json.
 //
-// The files are written by one goroutine. Commit makes what was written
-// durable and returns the file sizes reached, which the checkpoint records;
-// on resume, Open cuts each file back to the size the checkpoint vouches
-// for, so a line is never written twice.
+// The files are written by one goroutine, with goroutines of the package
+// beside it for compression and content files. Commit makes what was
+// written durable and returns the file sizes reached, which the checkpoint
+// records; on resume, Open cuts each file back to the size the checkpoint
+// vouches for and removes the content files it does not, so a line or a
+// file is never written twice.
 package results
 
 import (
-	"bufio"
-	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,6 +48,9 @@ type Row struct {
 	// "prompt", "product_id"; "" for none) and its value.
 	Field, Input string
 	Params       string // the row's parameters, a JSON object; "" for none
+	// DuplicateOf: the row asks what an earlier row asked, and shares its
+	// task instead of paying for another (deduplicating runs); 0 if not.
+	DuplicateOf int64
 }
 
 // Page is one page of a task's results: what the target site answered.
@@ -87,14 +92,22 @@ type Reject struct {
 	Input string
 }
 
-type file struct {
-	f    *os.File
-	buf  *bufio.Writer
-	gz   *gzip.Writer // nil until compressed output is written; reused for each member
-	open bool         // a gzip member is open: the next commit ends it
-	size int64        // bytes written to f (after the last commit)
-	cw   countWriter
-	used bool // written since the last commit
+// Options say how the output files are written.
+type Options struct {
+	// Compress is the codec of the output files: "" (none), [Gzip] or
+	// [Zstd]. Each commit ends a gzip member or zstd frame; an empty file
+	// holds an empty stream, so every file decompresses.
+	Compress string
+	// RotateSize starts a new results part (results-00001.jsonl, ...) when
+	// the current one passes this many bytes on disk; 0 never does.
+	RotateSize int64
+	// ContentDir writes each page's content to its own file under
+	// content/ (see [ContentPath]), and the results line names it.
+	ContentDir bool
+	// Done reports whether the checkpoint says a row is done: with
+	// ContentDir, Open removes the content files of every other row,
+	// which no results line vouched for refers to. Nil: no row is done.
+	Done func(row int64) bool
 }
 
 type countWriter struct {
@@ -108,7 +121,8 @@ func (c countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Writer owns the three output files. It is not safe for concurrent use.
+// Writer owns the output files. It is not safe for concurrent use; it
+// runs goroutines of its own for compression and content files.
 //
 // Its errors stick: after a failed write, flush or fsync, what reached the
 // disk is unknown (on Linux a second fsync after a failed one succeeds,
@@ -116,34 +130,46 @@ func (c countWriter) Write(p []byte) (int, error) {
 // returns the first error and nothing written after the last good Commit
 // is ever vouched for.
 type Writer struct {
-	files    [3]*file
-	compress bool
-	line     []byte
-	err      error
+	files   [3]*sink
+	opt     Options
+	content *contentWriter // nil without ContentDir
+	line    []byte
+	err     error
 }
 
 // Open creates dir if needed and opens the output files for appending, cut
-// back to at (the sizes the checkpoint vouches for). It returns an error
-// naming the file when one cannot be opened or is shorter than at says.
-func Open(dir string, compress bool, at checkpoint.Offsets) (*Writer, error) {
+// back to at (the sizes the checkpoint vouches for): with rotation, the
+// results part at.Part is cut back and later parts removed; with
+// ContentDir, content files of rows opt.Done does not vouch for are
+// removed. It returns an error naming the file when one cannot be opened
+// or is shorter than at says, or for an unknown codec.
+func Open(dir string, opt Options, at checkpoint.Offsets) (*Writer, error) {
+	if opt.Compress != "" && opt.Compress != Gzip && opt.Compress != Zstd {
+		return nil, fmt.Errorf("unknown compression %q: want gzip or zstd", opt.Compress)
+	}
 	if err := durable.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("create output directory: %w", err)
 	}
-	w := &Writer{compress: compress}
-	for i, name := range [3]string{ResultsFile, FailedFile, RejectsFile} {
-		if compress {
-			name += ".gz"
+	w := &Writer{opt: opt}
+	for i, base := range [3]string{"results", "failed", "rejects"} {
+		size, part, rotate := [3]int64{at.Results, at.Failed, at.Rejects}[i], int64(0), int64(0)
+		if i == 0 {
+			part, rotate = at.Part, opt.RotateSize
 		}
-		size := [3]int64{at.Results, at.Failed, at.Rejects}[i]
-		f, err := openAt(filepath.Join(dir, name), size)
+		s, err := openSink(dir, base, opt.Compress, rotate, part, size)
 		if err != nil {
 			w.Close()
 			return nil, err
 		}
-		fl := &file{f: f, size: size}
-		fl.cw = countWriter{f: f, n: &fl.size}
-		fl.buf = bufio.NewWriterSize(fl.cw, 256<<10)
-		w.files[i] = fl
+		w.files[i] = s
+	}
+	if opt.ContentDir {
+		c, err := openContent(dir, opt.Done)
+		if err != nil {
+			w.Close()
+			return nil, err
+		}
+		w.content = c
 	}
 	return w, nil
 }
@@ -179,30 +205,34 @@ func (w *Writer) write(i int, line []byte) error {
 	if w.err != nil {
 		return w.err
 	}
-	fl := w.files[i]
-	fl.used = true
-	var err error
-	if w.compress {
-		switch {
-		case fl.gz == nil:
-			fl.gz, _ = gzip.NewWriterLevel(fl.buf, gzip.BestSpeed)
-		case !fl.open:
-			fl.gz.Reset(fl.buf) // a new member, without a new writer's buffers
-		}
-		fl.open = true
-		_, err = fl.gz.Write(line)
-	} else {
-		_, err = fl.buf.Write(line)
-	}
-	if err != nil {
-		w.err = fmt.Errorf("write %s: %w", fl.f.Name(), err)
-	}
-	return w.err
+	w.files[i].write(line)
+	return nil
 }
 
-// Result writes a line to results.jsonl.
+// Result writes a line to results.jsonl. With ContentDir, the pages'
+// contents are written to their files by other goroutines first, and the
+// line follows when they are (in the order of the calls).
 func (w *Writer) Result(r *Result) error {
-	b := appendRow(w.line[:0], &r.Row)
+	if w.err != nil {
+		return w.err
+	}
+	if w.content != nil {
+		return w.content.add(w, r)
+	}
+	// Straight into the chunk: a page of content is copied once.
+	sk := w.files[0]
+	sk.used = true
+	sk.cur = appendResult(sk.cur, r, nil)
+	if len(sk.cur) >= chunkSize {
+		sk.send()
+	}
+	return nil
+}
+
+// appendResult appends r's line; files, when not nil, holds the content
+// file of each page, written in place of its content.
+func appendResult(b []byte, r *Result, files []contentFile) []byte {
+	b = appendRow(b, &r.Row)
 	b = append(b, `,"task_id":`...)
 	b = jsonstr.Append(b, r.TaskID)
 	status := 0
@@ -211,11 +241,17 @@ func (w *Writer) Result(r *Result) error {
 	}
 	b = append(b, `,"status_code":`...)
 	b = strconv.AppendInt(b, int64(status), 10)
+	page := func(b []byte, i int) []byte {
+		if files != nil {
+			return appendPageFile(b, &r.Pages[i], &files[i])
+		}
+		return appendPage(b, &r.Pages[i])
+	}
 	switch len(r.Pages) {
 	case 0:
 		b = append(b, `,"content":null`...)
 	case 1:
-		b = appendPage(b, &r.Pages[0])
+		b = page(b, 0)
 	default:
 		b = append(b, `,"pages":[`...)
 		for i := range r.Pages {
@@ -224,7 +260,7 @@ func (w *Writer) Result(r *Result) error {
 			}
 			b = append(b, `{"status_code":`...)
 			b = strconv.AppendInt(b, int64(r.Pages[i].StatusCode), 10)
-			b = appendPage(b, &r.Pages[i])
+			b = page(b, i)
 			b = append(b, '}')
 		}
 		b = append(b, ']')
@@ -233,9 +269,7 @@ func (w *Writer) Result(r *Result) error {
 	b = strconv.AppendInt(b, int64(r.Attempts), 10)
 	b = append(b, `,"fetched_at":"`...)
 	b = r.FetchedAt.UTC().AppendFormat(b, time.RFC3339Nano)
-	b = append(b, "\"}\n"...)
-	w.line = b
-	return w.write(0, b)
+	return append(b, "\"}\n"...)
 }
 
 // appendPage writes a page's headers, cookies (when there are any) and
@@ -316,62 +350,89 @@ func appendRow(b []byte, r *Row) []byte {
 		b = append(b, `,"params":`...)
 		b = append(b, r.Params...)
 	}
+	if r.DuplicateOf > 0 {
+		b = append(b, `,"duplicate_of":`...)
+		b = strconv.AppendInt(b, r.DuplicateOf, 10)
+	}
 	return b
 }
 
-// Commit makes everything written so far durable (ends the gzip member,
-// flushes, fsyncs) and returns the file sizes reached. After an error,
+// Commit makes everything written so far durable (content files written
+// and fsynced with their directories, compressed streams ended, files
+// flushed and fsynced) and returns the file sizes reached. After an error,
 // every later Commit returns it.
 func (w *Writer) Commit() (checkpoint.Offsets, error) {
 	if w.err != nil {
 		return checkpoint.Offsets{}, w.err
 	}
-	for _, fl := range w.files {
-		if !fl.used {
+	if w.content != nil {
+		if err := w.content.commit(w); err != nil {
+			w.err = err
+			return checkpoint.Offsets{}, err
+		}
+	}
+	for _, s := range w.files {
+		if s.used {
+			s.commitStart()
+		}
+	}
+	for _, s := range w.files {
+		if !s.used {
 			continue
 		}
-		if fl.open {
-			if err := fl.gz.Close(); err != nil {
-				w.err = fmt.Errorf("write %s: %w", fl.f.Name(), err)
-				return checkpoint.Offsets{}, w.err
-			}
-			fl.open = false
+		if r := s.commitEnd(); r.err != nil && w.err == nil {
+			w.err = r.err
 		}
-		if err := fl.buf.Flush(); err != nil {
-			w.err = fmt.Errorf("write %s: %w", fl.f.Name(), err)
-			return checkpoint.Offsets{}, w.err
-		}
-		if err := durable.Sync(fl.f); err != nil {
-			w.err = fmt.Errorf("sync %s: %w", fl.f.Name(), err)
-			return checkpoint.Offsets{}, w.err
-		}
-		fl.used = false
+	}
+	if w.err != nil {
+		return checkpoint.Offsets{}, w.err
 	}
 	return w.Offsets(), nil
 }
 
 // Offsets returns the file sizes at the last Commit.
 func (w *Writer) Offsets() checkpoint.Offsets {
-	return checkpoint.Offsets{Results: w.files[0].size, Failed: w.files[1].size, Rejects: w.files[2].size}
+	r := w.files[0].last
+	return checkpoint.Offsets{Results: r.size, Part: r.part, Failed: w.files[1].last.size, Rejects: w.files[2].last.size}
 }
 
 // Close commits and closes the files.
 func (w *Writer) Close() error {
 	first := w.err
-	for _, fl := range w.files {
-		if fl == nil {
+	used := w.content != nil && len(w.content.fifo) > 0
+	for _, s := range w.files {
+		used = used || s != nil && s.used
+	}
+	if used && w.err == nil {
+		if _, err := w.Commit(); err != nil {
+			first = err
+		}
+	}
+	if w.content != nil {
+		w.content.close()
+	}
+	for _, s := range w.files {
+		if s == nil {
 			continue
 		}
-		if fl.used && w.err == nil {
-			if _, err := w.Commit(); err != nil && first == nil {
-				first = err
-			}
-		}
-		if err := fl.f.Close(); err != nil && first == nil {
+		if err := s.close(); err != nil && first == nil {
 			first = err
 		}
 	}
 	return first
+}
+
+// ReadSummary reads dir/summary.json into v. Errors: the file's (one
+// matching [fs.ErrNotExist] when there is none), or its JSON's.
+func ReadSummary(dir string, v any) error {
+	data, err := os.ReadFile(filepath.Join(dir, SummaryFile))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("read %s: %w", filepath.Join(dir, SummaryFile), err)
+	}
+	return nil
 }
 
 // WriteSummary writes v as dir/summary.json, durably and atomically (temp

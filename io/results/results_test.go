@@ -52,7 +52,7 @@ func TestLinesRoundTrip(t *testing.T) {
 	t.Parallel()
 	for _, compress := range []bool{false, true} {
 		dir := t.TempDir()
-		w, err := Open(dir, compress, checkpoint.Offsets{})
+		w, err := Open(dir, gzOpt(compress), checkpoint.Offsets{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +102,7 @@ func TestOpenCutsBack(t *testing.T) {
 	t.Parallel()
 	for _, compress := range []bool{false, true} {
 		dir := t.TempDir()
-		w, _ := Open(dir, compress, checkpoint.Offsets{})
+		w, _ := Open(dir, gzOpt(compress), checkpoint.Offsets{})
 		must(t, w.Reject(&Reject{Row: 1, Line: 1, Error: "kept"}))
 		off, err := w.Commit()
 		if err != nil {
@@ -114,7 +114,7 @@ func TestOpenCutsBack(t *testing.T) {
 		}
 		w.Close()
 
-		w, err = Open(dir, compress, off)
+		w, err = Open(dir, gzOpt(compress), off)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +131,7 @@ func TestOpenCutsBack(t *testing.T) {
 		if len(lines) != 2 || lines[0]["error"] != "kept" || lines[1]["error"] != "again" {
 			t.Fatalf("compress %v: %v", compress, lines)
 		}
-		if _, err := Open(dir, compress, checkpoint.Offsets{Rejects: 1 << 20}); err == nil || !strings.Contains(err.Error(), "shorter") {
+		if _, err := Open(dir, gzOpt(compress), checkpoint.Offsets{Rejects: 1 << 20}); err == nil || !strings.Contains(err.Error(), "shorter") {
 			t.Errorf("a file shorter than the checkpoint says: %v", err)
 		}
 	}
@@ -157,7 +157,7 @@ func TestCommitErrorsStick(t *testing.T) {
 		return nil
 	})
 	defer restore()
-	w, err := Open(dir, false, checkpoint.Offsets{})
+	w, err := Open(dir, Options{}, checkpoint.Offsets{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,4 +175,11 @@ func TestCommitErrorsStick(t *testing.T) {
 	if err := w.Failed(&Failure{Row: Row{Row: 2}}); err == nil {
 		t.Fatal("a write succeeded after a failed fsync")
 	}
+}
+
+func gzOpt(compress bool) Options {
+	if compress {
+		return Options{Compress: Gzip}
+	}
+	return Options{}
 }

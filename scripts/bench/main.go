@@ -46,6 +46,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/decodo-batch/decodo-batch/decodo"
 	"github.com/decodo-batch/decodo-batch/decodo/sandbox"
 )
@@ -73,6 +75,17 @@ type options struct {
 	timeout         time.Duration
 	keep            bool
 	sites           string
+
+	// The heavy-content mode (see heavy.go).
+	heavy        string   // modes to run, comma-separated; "" for the usual bench
+	contentSize  int      // bytes of content per result
+	sandboxExtra []string // more flags for the sandbox process
+	toolExtra    []string // more flags for decodo-batch run
+
+	// The callback modes (see callbacks.go).
+	callbacks, callbackLoad bool
+	callbackLoss            float64
+	garbageRate             int
 }
 
 type usageError struct{ msg string }
@@ -110,6 +123,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up (and clean up) after this long")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binary, input, outputs, logs)")
 	fs.StringVar(&o.sites, "sites", "", "a top-sites JSON file ([{\"rootDomain\": ...}]) to draw hosts from (default: example.com)")
+	fs.StringVar(&o.heavy, "heavy", "", "heavy-content mode: run decodo-batch alone, once per output mode listed (plain,gzip,zstd,content-dir; or all), on pages like real ones of --content-size bytes, with a fixed 2s task delay unless --delay is given")
+	fs.IntVar(&o.contentSize, "content-size", 100_000, "bytes of content per result in the heavy-content mode")
+	fs.BoolVar(&o.callbacks, "callbacks", false, "callback mode: decodo-batch polling, decodo-batch with --callback-url, and the baseline, side by side")
+	fs.Float64Var(&o.callbackLoss, "callback-loss", 0, "callback mode: fraction of callbacks the sandbox loses")
+	fs.BoolVar(&o.callbackLoad, "callback-load", false, "load the callback receiver: verified callbacks per second, and a job's time alone and under --garbage-rate junk requests a second")
+	fs.IntVar(&o.garbageRate, "garbage-rate", 1000, "junk requests a second to the receiver in --callback-load")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: go run ./scripts/bench [flags]\n\nMeasures decodo-batch against Decodo's published polling example on a local sandbox.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -130,6 +149,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return &usageError{"--workers must be 0 or more, --baseline-workers 1 or more"}
 	case o.timeout <= 0:
 		return &usageError{"--timeout must be positive"}
+	}
+	if o.heavy != "" {
+		delaySet := false
+		fs.Visit(func(f *flag.Flag) { delaySet = delaySet || f.Name == "delay" })
+		if !delaySet {
+			o.delay = "2s"
+		}
 	}
 	delay, err := sandbox.ParseDelay(o.delay)
 	if err != nil {
@@ -174,6 +200,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	if o.heavy != "" {
+		return runHeavy(ctx, &o, bin, tmp, input, urls, stdout, logf)
+	}
+	if o.callbacks {
+		return runCallbackMode(ctx, &o, bin, tmp, input, urls, stdout, logf)
+	}
+	if o.callbackLoad {
+		return runCallbackLoad(ctx, &o, bin, tmp, input, urls, stdout, logf)
+	}
 	rep := &report{
 		Rows: o.rows, Delay: delay.String(), BatchInterval: o.batchInterval.String(), Seed: o.seed,
 		Workers: o.workers, BaselineWorkers: o.baselineWorkers,
@@ -366,8 +401,8 @@ func startSandbox(ctx context.Context, client *http.Client, bin, logPath string,
 			return nil, err
 		}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		cmd := exec.Command(bin, "sandbox", "--addr", addr, "--delay", o.delay,
-			"--seed", strconv.FormatInt(o.seed, 10), "--batch-interval", o.batchInterval.String())
+		cmd := exec.Command(bin, append([]string{"sandbox", "--addr", addr, "--delay", o.delay,
+			"--seed", strconv.FormatInt(o.seed, 10), "--batch-interval", o.batchInterval.String()}, o.sandboxExtra...)...)
 		cmd.Stdout, cmd.Stderr = logFile, logFile
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a terminal's Ctrl-C is ours to relay
 		if err := cmd.Start(); err != nil {
@@ -471,6 +506,7 @@ func runTool(ctx context.Context, o *options, bin, tmp, endpoint, input string, 
 	if o.workers > 0 {
 		args = append(args, "--workers", strconv.Itoa(o.workers))
 	}
+	args = append(args, o.toolExtra...)
 	timeFile := filepath.Join(tmp, "tool.time")
 	name, argv := bin, args
 	useTime := haveGNUTime(ctx, bin, tmp)
@@ -492,9 +528,11 @@ func runTool(ctx context.Context, o *options, bin, tmp, endpoint, input string, 
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) }
 	cmd.WaitDelay = 20 * time.Second
+	res.cpu0 = readCPUStat()
 	res.start = time.Now()
 	err = cmd.Run()
 	res.end = time.Now()
+	res.cpu1 = readCPUStat()
 	res.Wall = res.end.Sub(res.start).Seconds()
 	if cmd.Process != nil && ctx.Err() != nil {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // whatever outlived the wrapper
@@ -1065,6 +1103,7 @@ type sideResult struct {
 	ToolSummary json.RawMessage `json:"tool_summary,omitempty"`
 
 	start, end, firstBatch time.Time
+	cpu0, cpu1             cpuStat // the machine's CPU time around the tool's run
 }
 
 func (r *sideResult) fromStats(st sandbox.Stats, o *options) error {
@@ -1183,8 +1222,14 @@ func (r *sideResult) verify(dir string, urls []string) {
 		}
 	}
 	if r.Side == "tool" {
-		r.FailedLines = countLines(filepath.Join(dir, "failed.jsonl"))
-		r.RejectLines = countLines(filepath.Join(dir, "rejects.jsonl"))
+		for _, f := range [2]struct {
+			n    *int
+			name string
+		}{{&r.FailedLines, "failed.jsonl"}, {&r.RejectLines, "rejects.jsonl"}} {
+			if names, _ := filepath.Glob(filepath.Join(dir, f.name+"*")); len(names) > 0 {
+				*f.n = countLines(names[0]) // plain, .gz or .zst
+			}
+		}
 		if !lastFetch.IsZero() {
 			r.LastFetchMakespan = lastFetch.Sub(r.firstBatch).Seconds()
 		}
@@ -1202,13 +1247,21 @@ func eachLine(name string, fn func([]byte)) error {
 	}
 	defer f.Close()
 	var rd io.Reader = f
-	if strings.HasSuffix(name, ".gz") {
+	switch {
+	case strings.HasSuffix(name, ".gz"):
 		gz, err := gzip.NewReader(f)
 		if err != nil {
 			return err
 		}
 		defer gz.Close()
 		rd = gz
+	case strings.HasSuffix(name, ".zst"):
+		zr, err := zstd.NewReader(f)
+		if err != nil {
+			return err
+		}
+		defer zr.Close()
+		rd = zr
 	}
 	sc := bufio.NewScanner(rd)
 	sc.Buffer(make([]byte, 0, 1<<20), 256<<20)

@@ -1,0 +1,111 @@
+package job
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/decodo-batch/decodo-batch/io/checkpoint"
+	"github.com/decodo-batch/decodo-batch/io/records"
+	"github.com/decodo-batch/decodo-batch/io/results"
+	"github.com/decodo-batch/decodo-batch/poller"
+)
+
+// dedupe is what a deduplicating run knows of the requests it has read:
+// the first row of each request (its leader), and the later rows asking
+// the same (followers) that wait for the leader's task to end. A follower
+// is never journaled: until it is done, each session reads it again and
+// finds its leader again, pending, or done with its task kept by the
+// journal (checkpoint.State.ResultTask).
+type dedupe struct {
+	leaders   map[[16]byte]int64         // request key -> its leader row
+	followers map[int64][]records.Record // leader row -> rows waiting for its task
+	fresh     map[int64]uint64           // leader row -> the task of its result, since the last commit
+}
+
+func newDedupe() *dedupe {
+	return &dedupe{leaders: make(map[[16]byte]int64), followers: make(map[int64][]records.Record), fresh: make(map[int64]uint64)}
+}
+
+// leader returns the row that first asked what rec asks, making rec that
+// row if none did (or if the one that did cannot serve it: replace).
+func (d *dedupe) leader(rec *records.Record, replace bool) int64 {
+	k := rec.RequestKey()
+	if l, ok := d.leaders[k]; ok && !replace {
+		return l
+	}
+	d.leaders[k] = rec.Row
+	return rec.Row
+}
+
+// dedupe decides what a row that is neither done nor pending needs under
+// --dedupe, and reports whether it took care of it: it follows an earlier
+// row asking the same. The caller submits it otherwise.
+func (o *owner) dedupe(rec records.Record) (bool, error) {
+	lead := o.dd.leader(&rec, false)
+	if lead == rec.Row {
+		return false, nil
+	}
+	if !o.done(lead) {
+		// Its task is on its way or pending: its outcome is this row's.
+		o.dd.followers[lead] = append(o.dd.followers[lead], rec)
+		return true, nil
+	}
+	id, ok := o.dd.fresh[lead]
+	if !ok {
+		id, ok = o.st.ResultTask(lead)
+	}
+	if !ok {
+		// The earlier row failed or was rejected: this one asks again,
+		// and leads the rows after it.
+		o.dd.leader(&rec, true)
+		return false, nil
+	}
+	// Done with a result: read its task's results again for this row (a
+	// GET costs nothing). If the API no longer has them, the row is
+	// submitted as its own task (see polled).
+	t := &poller.Task{ID: strconv.FormatUint(id, 10), Row: rec.Row, Attempt: 1, Submitted: time.Now(), Resumed: true}
+	o.polling[rec.Row] = watched{rec: rec, task: t, dupOf: lead}
+	o.p.Add(t)
+	return true, nil
+}
+
+// settle gives the rows that follow lead the outcome it just got, through
+// write (which marks and writes one row); a leader without followers
+// costs nothing.
+func (o *owner) settle(lead int64, write func(f *records.Record) error) error {
+	if o.dd == nil {
+		return nil
+	}
+	fs := o.dd.followers[lead]
+	delete(o.dd.followers, lead)
+	for i := range fs {
+		if o.done(fs[i].Row) {
+			continue
+		}
+		if err := write(&fs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// journal has the journal keep the tasks of the leaders' results written
+// since the last commit, for their duplicates in later sessions.
+func (d *dedupe) journal(j *checkpoint.Journal) error {
+	if len(d.fresh) == 0 {
+		return nil
+	}
+	ts := make([]checkpoint.Task, 0, len(d.fresh))
+	for row, id := range d.fresh {
+		ts = append(ts, checkpoint.Task{Row: row, TaskID: id})
+	}
+	clear(d.fresh)
+	return j.TaskOf(ts)
+}
+
+// duplicateRow is the output row of a follower of lead.
+func duplicateRow(rec *records.Record, lead int64) results.Row {
+	r := rowOf(rec)
+	r.DuplicateOf = lead
+	return r
+}
