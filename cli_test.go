@@ -99,9 +99,14 @@ func TestInputErrors(t *testing.T) {
 		{"header.csv", "url,geo\n", "header.csv: the input has no rows: it has a header line and nothing after it"},
 		{"noheader.csv", "https://example.com/1,US\nhttps://example.com/2,DE\n", `noheader.csv: the CSV has no header line: its first line "https://example.com/1,US" is data`},
 		{"empty.jsonl.gz", "", "empty.jsonl.gz: the input has no rows"},
+		{"adir", "", "is a directory"},
 	} {
 		in := filepath.Join(dir, tt.name)
-		os.WriteFile(in, []byte(tt.text), 0o644)
+		if tt.name == "adir" {
+			os.Mkdir(in, 0o755)
+		} else {
+			os.WriteFile(in, []byte(tt.text), 0o644)
+		}
 		out := filepath.Join(dir, "out-"+tt.name)
 		code, _, stderr := runCLI(t, "run", "--sandbox", in, "-o", out, "--progress", "none")
 		if code != exitFatal || !strings.Contains(stderr, tt.want) {

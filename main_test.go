@@ -249,7 +249,6 @@ func TestHelpAndUsageErrors(t *testing.T) {
 		{"run", "--format", "xlsx", "in.txt", "-o", "out"},
 		{"run", "--log-format", "xml", "in.txt", "-o", "out"},
 		{"nosuchcommand"},
-		{"run", "testdata", "-o", "out"}, // a directory as INPUT
 	} {
 		code, stdout, stderr := runCLI(t, args...)
 		lines := strings.Split(strings.TrimSpace(stderr), "\n")

@@ -192,7 +192,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 	}
 	input := pos[0]
 	if fi, err := os.Stat(input); err == nil && fi.IsDir() {
-		return usagef("INPUT %s is a directory: give a CSV, JSONL or TXT file", input)
+		return fmt.Errorf("INPUT %s is a directory: give a CSV, JSONL or TXT file", input)
 	}
 	defaults, err := parseParams(f.params, f.allowParams)
 	if err != nil {
@@ -361,7 +361,7 @@ func connect(ctx context.Context, f *runFlags, log *slog.Logger, stderr io.Write
 		kept.close(false)
 		return nil, nil, err
 	}
-	return c, func(save bool) {
+	return savingAPI{API: c, k: kept}, func(save bool) {
 		srv.Close()
 		sb.Close()
 		if err := kept.close(save); err != nil {
@@ -420,10 +420,15 @@ func printSummary(w io.Writer, s *job.Summary, out string) {
 	// Two lines, each within 80 columns.
 	fmt.Fprintf(w, "decodo-batch: %s rows: %d %s, %d failed, %d rejected, %d pending\n",
 		rows, s.Results, plural(s.Results, "result", "results"), s.Failed, s.Rejected, s.Pending)
-	fmt.Fprintf(w, "decodo-batch: %s in %.1fs, %.1f tasks/s, %.2f GETs/task\n",
-		count(s.Batches, "batch", "batches"), s.Seconds, s.TasksPerSec, s.GetsPerTask)
-	if s.OverBudget > 0 {
-		fmt.Fprintf(w, "decodo-batch: %s not submitted: the task budget (--max-tasks) is spent; a higher --max-tasks with --retry-failed=budget takes them back\n", count(s.OverBudget, "row", "rows"))
+	// The rest is this run's (summary.json has every run's and the totals).
+	c := s.Current()
+	if c == nil {
+		c = &job.SessionSummary{Batches: s.Batches, Seconds: s.Seconds, TasksPerSec: s.TasksPerSec, GetsPerTask: s.GetsPerTask, OverBudget: s.OverBudget}
+	}
+	fmt.Fprintf(w, "decodo-batch: this run: %s in %.1fs, %.1f tasks/s, %.2f GETs/task\n",
+		count(c.Batches, "batch", "batches"), c.Seconds, c.TasksPerSec, c.GetsPerTask)
+	if c.OverBudget > 0 {
+		fmt.Fprintf(w, "decodo-batch: %s not submitted: the task budget (--max-tasks) is spent; a higher --max-tasks with --retry-failed=budget takes them back\n", count(c.OverBudget, "row", "rows"))
 	}
 	if s.Outcome == "stopped" {
 		fmt.Fprintf(w, "decodo-batch: stopped (%s): run the same command again to continue\n", s.Stopped)

@@ -2,15 +2,19 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
+	"github.com/decodo-batch/decodo-batch/decodo"
 	"github.com/decodo-batch/decodo-batch/decodo/sandbox"
+	"github.com/decodo-batch/decodo-batch/job"
 )
 
 func sandboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -65,13 +69,10 @@ const sandboxStateFile = "sandbox-state"
 
 // keptSandbox keeps a sandbox's state in a file, so that a stopped run and
 // the same command again meet the same simulated API, as they would the
-// real one. The state is loaded at start, saved every few seconds, and
-// saved at the end of the run (a signal ends a run cleanly, so it is saved
-// then too). A kill -9 loses what the sandbox learned since the last save:
-// the tasks created since are unknown to the next sandbox, which answers
-// 404 for them, and the run treats them as it would tasks the API lost
-// (resubmitted), or, when they are most of those it resumes, as another
-// account's checkpoint (exit 1, advising --restart).
+// real one. The state is loaded at start, saved after each submission the
+// sandbox accepts (before the run journals it: [savingAPI]), every few
+// seconds, and at the end of the run. A kill -9 loses only what changed
+// since the last save besides tasks: counters, results served.
 type keptSandbox struct {
 	sb     *sandbox.Server
 	path   string // "" for a sandbox that keeps nothing
@@ -79,6 +80,43 @@ type keptSandbox struct {
 	stop   chan struct{}
 	done   chan struct{}
 	log    *slog.Logger
+	mu     sync.Mutex // one save at a time
+}
+
+// savingAPI saves the in-process sandbox's state after each submission it
+// accepted, before the answer reaches the run and its journal: a kill -9
+// then leaves no task in the journal that the next session's sandbox does
+// not know. (The periodic saves keep what changed otherwise: counters,
+// results served.)
+type savingAPI struct {
+	job.API
+	k *keptSandbox
+}
+
+func (a savingAPI) SubmitBatch(ctx context.Context, req decodo.BatchRequest) (*decodo.BatchResponse, error) {
+	resp, err := a.API.SubmitBatch(ctx, req)
+	if err == nil {
+		a.k.saveNow()
+	}
+	return resp, err
+}
+
+func (a savingAPI) Submit(ctx context.Context, params json.RawMessage) (*decodo.Task, error) {
+	t, err := a.API.Submit(ctx, params)
+	if err == nil {
+		a.k.saveNow()
+	}
+	return t, err
+}
+
+// saveNow saves the state at once, logging a failure.
+func (k *keptSandbox) saveNow() {
+	if k.path == "" {
+		return
+	}
+	if err := k.save(); err != nil {
+		k.log.Warn("saving the sandbox's state", "err", err)
+	}
 }
 
 // keepEvery is the least time between two saves of a sandbox's state; a
@@ -128,6 +166,8 @@ func (k *keptSandbox) save() error {
 	if _, err := os.Stat(filepath.Dir(k.path)); err != nil {
 		return nil
 	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	return k.sb.Save(k.path)
 }
 

@@ -37,6 +37,14 @@ type Submitter interface {
 	Submit(ctx context.Context, params json.RawMessage) (*decodo.Task, error)
 }
 
+// Prober is what a [Submitter] may also do: read a task, which costs
+// nothing. After a submission whose outcome was unknown (a 500, a broken
+// connection), the batcher reads one to learn whether the API answers
+// again before it risks another batch.
+type Prober interface {
+	Task(ctx context.Context, id string) (*decodo.Task, error)
+}
+
 // EventKind says what became of the items of an [Event].
 type EventKind uint8
 
@@ -146,6 +154,11 @@ type Batcher struct {
 	holdCh chan struct{} // while the owner holds submissions back: closed on release
 	slow   atomic.Int32  // successes to go before the limiter is back to base
 	margin time.Duration // over the interval; doubles with each 429 (under mu)
+
+	// suspect: a submission's outcome was unknown; the next waits until
+	// the API answers again ([Batcher.recovered]).
+	suspect atomic.Bool
+	probeID atomic.Pointer[string] // a task id the API gave, to probe with
 }
 
 // withDefaults returns c with its zero fields set to their defaults.
@@ -628,6 +641,11 @@ func (b *Batcher) attempts(ctx context.Context, what string, items []Item, pace 
 		if sent > 0 {
 			b.Stats.Retried.Add(1)
 		}
+		if b.suspect.Load() {
+			if err := b.recovered(ctx); err != nil {
+				return err
+			}
+		}
 		release, err := pace(ctx)
 		if err != nil {
 			return err
@@ -663,6 +681,12 @@ func (b *Batcher) attempts(ctx context.Context, what string, items []Item, pace 
 		case verdictUnknown:
 			b.cfg.Log.Warn(what+" outcome unknown", "items", len(items), "row", items[0].Row, "err", err)
 			b.report(Event{Kind: Failed, Class: ClassUnknown, Items: items, Reason: unknownReason(err)})
+			// A 500 may be the first of a storm: no other batch goes out
+			// until the API is seen to answer.
+			b.suspect.Store(true)
+			if err := b.cfg.Outage.Down(err); err != nil {
+				return fmt.Errorf("submit a %s: %w", what, err)
+			}
 			return nil
 		}
 		failures++
@@ -678,6 +702,47 @@ func (b *Batcher) attempts(ctx context.Context, what string, items []Item, pace 
 			return err
 		}
 	}
+}
+
+// recovered waits, after a submission whose outcome was unknown, until
+// the API answers again, so that a storm of 500s costs the batches in
+// flight when it began, not every batch: a request of the run that
+// succeeds meanwhile ends the wait, else a task read (free) probes the
+// API, with backoff, within the outage budget. Any answer but a 5xx will
+// do, a 404 for the probe's id included.
+func (b *Batcher) recovered(ctx context.Context) error {
+	p, ok := b.api.(Prober)
+	for n := 1; b.suspect.Load(); n++ {
+		if !b.cfg.Outage.Failing() { // another request succeeded since
+			b.suspect.Store(false)
+			return nil
+		}
+		if !ok {
+			b.suspect.Store(false)
+			return nil
+		}
+		id := "0"
+		if last := b.probeID.Load(); last != nil {
+			id = *last
+		}
+		_, err := p.Task(ctx, id)
+		var apiErr *decodo.Error
+		if err == nil || errors.As(err, &apiErr) && apiErr.StatusCode < 500 {
+			b.cfg.Outage.Up()
+			b.suspect.Store(false)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err := b.cfg.Outage.Down(err); err != nil {
+			return fmt.Errorf("submit: %w", err)
+		}
+		if err := decodo.Sleep(ctx, b.cfg.Outage.Wait(b.cfg.Backoff.Delay(n))); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // verdict is what a failed submission means for its items.
@@ -782,6 +847,7 @@ func (b *Batcher) accepted(items []Item, list []string, resp *decodo.BatchRespon
 		okIDs = append(okIDs, id)
 	}
 	if len(okItems) > 0 {
+		b.probeID.Store(&okIDs[0])
 		b.report(Event{Kind: Submitted, Items: okItems, IDs: okIDs, At: now, Passthrough: pt})
 	}
 	if len(missing) > 0 {

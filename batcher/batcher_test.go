@@ -587,3 +587,61 @@ func TestRefusedByNameIsWholeItem(t *testing.T) {
 		}
 	}
 }
+
+// prober is a fakeAPI whose task reads answer like its submissions, per a
+// switch: an API down (503) or up (404 for an unknown task).
+type prober struct {
+	*fakeAPI
+	down   atomic.Bool
+	probes atomic.Int32
+}
+
+func (p *prober) Task(ctx context.Context, id string) (*decodo.Task, error) {
+	p.probes.Add(1)
+	if p.down.Load() {
+		return nil, &decodo.Error{StatusCode: 503}
+	}
+	return nil, &decodo.Error{StatusCode: 404}
+}
+
+// TestStormOf500s proves a storm of 500s costs the batch that met it, not
+// every batch: after a submission of unknown outcome the next waits until
+// a free task read shows the API answering; if it never does within the
+// outage budget, Run ends with ErrUnavailable and the other rows stay
+// unsubmitted. A single 500 in a healthy API costs one probe and the run
+// goes on.
+func TestStormOf500s(t *testing.T) {
+	t.Parallel()
+	cfg := Config{Size: 10, InFlight: 1, Outage: &decodo.Outage{Budget: 50 * time.Millisecond},
+		Backoff: decodo.Backoff{Base: time.Millisecond, Max: 2 * time.Millisecond}}
+	storm := &prober{fakeAPI: &fakeAPI{respond: func(int, decodo.BatchRequest) error { return &decodo.Error{StatusCode: 500} }}}
+	storm.down.Store(true)
+	sink, _, err := runBatcher(t, storm, cfg, urlItems(100, nil))
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Run = %v, want ErrUnavailable", err)
+	}
+	storm.mu.Lock()
+	sink.mu.Lock()
+	if n := len(storm.calls); n != 1 || len(sink.failed) != 10 || sink.classes[ClassUnknown] != 10 {
+		t.Errorf("%d POSTs, %d items failed (%v) in a storm of 500s; want 1 POST, its 10 items unknown", n, len(sink.failed), sink.classes)
+	}
+	sink.mu.Unlock()
+	storm.mu.Unlock()
+	if storm.probes.Load() == 0 {
+		t.Error("no probe")
+	}
+
+	cfg.Outage = &decodo.Outage{Budget: time.Minute}
+	glitch := &prober{fakeAPI: &fakeAPI{respond: func(n int, _ decodo.BatchRequest) error {
+		if n == 2 {
+			return &decodo.Error{StatusCode: 500}
+		}
+		return nil
+	}}}
+	sink, _, err = runBatcher(t, glitch, cfg, urlItems(100, nil))
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if err != nil || len(sink.submitted) != 90 || sink.classes[ClassUnknown] != 10 || glitch.probes.Load() != 1 {
+		t.Errorf("one 500: err %v, %d submitted, %v failed, %d probes; want 90, 10 unknown, 1 probe", err, len(sink.submitted), sink.classes, glitch.probes.Load())
+	}
+}

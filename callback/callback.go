@@ -130,7 +130,7 @@ func New(cfg Config, signer *Signer) *Receiver {
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       60 * time.Second,
+		IdleTimeout:       10 * time.Second, // idle keep-alives must not hold the connection slots
 		MaxHeaderBytes:    8 << 10,
 		ErrorLog:          slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
 	}

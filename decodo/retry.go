@@ -70,6 +70,20 @@ func (o *Outage) Up() {
 	}
 }
 
+// Over returns an [*UnavailableError] when since, the first of a run of
+// failures of one request (a task's reads), is the outage budget ago: the
+// API has failed it all that time, though it may answer others.
+func (o *Outage) Over(since time.Time, last error) error {
+	budget := cmp.Or(o.Budget, DefaultOutageBudget)
+	if time.Since(since) < budget {
+		return nil
+	}
+	return &UnavailableError{Since: since, Budget: budget, Last: last}
+}
+
+// Failing reports whether every request since the last success failed.
+func (o *Outage) Failing() bool { return o.since.Load() != 0 }
+
 // Down records a request that failed for want of the API (a network error,
 // a 502, 503 or 504). It returns an [*UnavailableError] once the API has
 // failed every request for the budget, else nil: try again after a backoff.

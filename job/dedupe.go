@@ -37,6 +37,18 @@ func (d *dedupe) leader(rec *records.Record, replace bool) int64 {
 	return rec.Row
 }
 
+// preferLeader makes rec, done with a result whose task the journal
+// kept, the leader of its request, unless the leader is such a row too.
+func (d *dedupe) preferLeader(rec *records.Record, st *checkpoint.State) {
+	k := rec.RequestKey()
+	if l, ok := d.leaders[k]; ok {
+		if _, served := st.ResultTask(l); served {
+			return
+		}
+	}
+	d.leaders[k] = rec.Row
+}
+
 // dedupe decides what a row that is neither done nor pending needs under
 // --dedupe, and reports whether it took care of it: it follows an earlier
 // row asking the same. The caller submits it otherwise.
@@ -55,8 +67,9 @@ func (o *owner) dedupe(rec records.Record) (bool, error) {
 		id, ok = o.st.ResultTask(lead)
 	}
 	if !ok {
-		// The earlier row failed or was rejected: this one asks again,
-		// and leads the rows after it.
+		// No task of the earlier row's to read (it failed, was rejected,
+		// or got its result in a run without --dedupe): this one asks
+		// again, and leads the rows after it.
 		o.dd.leader(&rec, true)
 		return false, nil
 	}

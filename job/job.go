@@ -277,7 +277,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	defer j.Close()
 	st := j.State()
 	opts := cfg.outputs(st)
-	retaken, err := retake(&cfg, j, opts.Compress)
+	retaken, unknown, err := retake(&cfg, j, opts.Compress)
 	if err != nil {
 		return nil, err
 	}
@@ -319,6 +319,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 
 	api := newCounted(cfg.API)
 	o := newOwner(&cfg, j, w, api)
+	o.unknown = unknown
 	o.cb = cb
 	o.sum = Summary{Input: cfg.Input, Rows: -1, Started: started, Resumed: resumed, Skipped: st.DoneCount(),
 		prev: readSummary(cfg.Out), paidAtStart: st.Submitted}
@@ -390,6 +391,9 @@ func startCallbacks(cfg *Config) (*callback.Receiver, error) {
 	}
 	signer := callback.NewSigner(secret)
 	ccfg := cfg.Callback
+	if ccfg.Path == "" && u.Path != "" && u.Path != "/" {
+		ccfg.Path = u.Path // anything else is answered 404 (a proxy in front must keep the path)
+	}
 	if ccfg.Addr == "" {
 		port := cmp.Or(u.Port(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
 		ccfg.Addr = ":" + port

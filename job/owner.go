@@ -69,8 +69,16 @@ type owner struct {
 	total      int64 // input rows, -1 until the input ended
 
 	fetched int64 // results fetched in this session
-	// unknown counts the rows whose submission's outcome is unknown in this
-	// session: they may have been paid for, so the task budget counts them.
+	// recheck holds the rows whose task was found faulted or lost and whose
+	// resubmission has not been accepted yet: if the session ends first,
+	// the next one checks that task's status at its first look, instead
+	// of looking afresh (a chain of short sessions would otherwise find it
+	// faulted past each one's submission window, forever).
+	recheck     map[int64]bool
+	submitEnded bool // the runtime limit stopped submissions
+	// unknown counts the rows whose submission's outcome was unknown (in
+	// failed.jsonl at the start, and since): they may have been paid for,
+	// so the task budget counts them.
 	unknown int64
 
 	// Tasks resumed from the checkpoint, and what they answered: if most
@@ -103,6 +111,7 @@ func newOwner(cfg *Config, j *checkpoint.Journal, w *results.Writer, api *counte
 		again:   make(chan []batcher.Item),
 		hold:    make(chan bool),
 		fresh:   make(map[int64]checkpoint.Outcome),
+		recheck: make(map[int64]bool),
 		polling: make(map[int64]watched),
 		total:   -1,
 	}
@@ -237,6 +246,7 @@ func (o *owner) loop(ctx context.Context, errs <-chan error, quiet <-chan struct
 		case <-submitEnd:
 			submitEnd = nil
 			o.cfg.Log.Info("runtime limit near: no more submissions")
+			o.submitEnded = true
 			o.stopRead()
 			o.stopBatch()
 		case <-deadline:
@@ -299,8 +309,8 @@ func (o *owner) readRow(e readEvent) error {
 	}
 	rec := e.rec
 	if o.done(rec.Row) {
-		if o.dd != nil {
-			o.dd.leader(&rec, false)
+		if _, ok := o.st.ResultTask(rec.Row); ok && o.dd != nil {
+			o.dd.preferLeader(&rec, o.st) // its task can serve the rows after it
 		}
 		return nil
 	}
@@ -414,6 +424,7 @@ func (o *owner) submitted(e batcher.Event) error {
 	}
 	for i := range e.Items {
 		o.polling[e.Items[i].Row] = watched{rec: e.Items[i].Record, task: tasks[i]}
+		delete(o.recheck, e.Items[i].Row)
 	}
 	o.p.Add(tasks...)
 	if o.cb != nil {
@@ -435,6 +446,9 @@ func (o *owner) polled(e poller.Event) error {
 		return nil // reported twice: the first report decided
 	}
 	if w.dupOf > 0 {
+		if e.Known {
+			return nil // pending yet: its results come later
+		}
 		delete(o.polling, t.Row)
 		if e.Lost == "" {
 			return o.result(&rec, t, e, w.dupOf)
@@ -554,13 +568,16 @@ func (o *owner) lost(rec records.Record, attempt int, id, class, reason string) 
 	if o.done(rec.Row) {
 		return nil
 	}
-	if o.stopping != "" {
-		return nil // still pending in the journal: the next run tries again
+	if o.stopping != "" || o.submitEnded {
+		// Still pending in the journal: the next run tries again.
+		o.recheck[rec.Row] = true
+		return nil
 	}
 	if attempt <= o.cfg.Retries {
 		if !o.canPay() {
 			return o.overBudget(&rec, attempt, id)
 		}
+		o.recheck[rec.Row] = true // until the API accepts it again
 		o.sum.Resubmitted++
 		o.cfg.Log.Debug("resubmitting", "row", rec.Row, "task", id, "reason", reason, "attempt", attempt+1)
 		o.resubmit = append(o.resubmit, batcher.Item{Record: rec, Attempt: attempt + 1})
@@ -673,10 +690,15 @@ func (o *owner) commit() error {
 // checks the status of a long-pending task as one long run would. Called
 // once the poller has returned.
 func (o *owner) saveLooks() error {
-	rs := make([]checkpoint.RowLooks, 0, len(o.polling))
+	rs := make([]checkpoint.RowLooks, 0, len(o.polling)+len(o.recheck))
 	for row, w := range o.polling {
 		if w.task.Looks > 0 {
 			rs = append(rs, checkpoint.RowLooks{Row: row, Looks: w.task.Looks})
+		}
+	}
+	for row := range o.recheck {
+		if !o.done(row) {
+			rs = append(rs, checkpoint.RowLooks{Row: row, Looks: 2}) // the next look, the third, checks the status
 		}
 	}
 	if err := o.j.Looks(rs); err != nil {

@@ -127,13 +127,21 @@ func TestProgressLogLines(t *testing.T) {
 	log := slog.New(slog.NewJSONHandler(lockedWriter{&mu, &b}, nil))
 	p := &progress{done: make(chan struct{}), end: make(chan struct{})}
 	go func() { defer close(p.end); p.log(log, newMeter(&c, time.Now()), 20*time.Millisecond) }()
-	time.Sleep(100 * time.Millisecond)
+	// Two periods at least, however slowly a loaded machine runs them.
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Count(b.String(), "\n")
+	}
+	for deadline := time.Now().Add(10 * time.Second); count() < 2 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	p.stop()
 	mu.Lock()
 	defer mu.Unlock()
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
 	if len(lines) < 2 {
-		t.Fatalf("%d progress lines in 100ms at one per 20ms", len(lines))
+		t.Fatalf("%d progress lines in 10s at one per 20ms", len(lines))
 	}
 	var m map[string]any
 	if err := json.Unmarshal([]byte(lines[0]), &m); err != nil {

@@ -61,10 +61,11 @@ type Task struct {
 	Looks int
 	known bool // a Known event was sent
 
-	last   time.Duration // age at the last look, 0 before the first
-	errs   int           // consecutive failed requests
-	waited time.Duration
-	status bool
+	last     time.Duration // age at the last look, 0 before the first
+	errs     int           // consecutive failed requests
+	errSince time.Time     // the first of them
+	waited   time.Duration
+	status   bool
 
 	// Under Poller.mu: the callback state (see [Poller.Nudge]).
 	gen    uint32    // of the task's one live entry in the schedule
@@ -505,9 +506,19 @@ func (p *Poller) failed(ctx context.Context, t *Task, err error) error {
 		}
 	}
 	t.errs++
-	if err := p.cfg.Outage.Down(err); err != nil {
-		// Not lost: the API did not answer. Submitting the row again could
-		// pay twice; the task stays pending for the next run.
+	if t.errs == 1 {
+		t.errSince = time.Now()
+	}
+	// Not lost either way: submitting the row again could pay twice; the
+	// task stays pending for the next run. An API that answers nothing
+	// for the outage budget ends the run, and so does one that cannot
+	// answer for this task as long, while it answers for others.
+	if apiErr == nil || apiErr.StatusCode >= 500 {
+		if err := p.cfg.Outage.Down(err); err != nil {
+			return fmt.Errorf("read task %s: %w", t.ID, err)
+		}
+	}
+	if err := p.cfg.Outage.Over(t.errSince, err); err != nil {
 		return fmt.Errorf("read task %s: %w", t.ID, err)
 	}
 	p.cfg.Log.Debug("poll retry", "task", t.ID, "err", err)

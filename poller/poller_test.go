@@ -481,3 +481,41 @@ func TestPollerLooksGoOn(t *testing.T) {
 		}
 	}
 }
+
+// TestPollerOneTaskUnreadable proves a task whose reads always fail ends
+// the run once the outage budget has passed, though the API answers the
+// other tasks all along (so the API as a whole is never out): it is not
+// retried forever, and it is not reported lost.
+func TestPollerOneTaskUnreadable(t *testing.T) {
+	t.Parallel()
+	g := newFake()
+	g.doneAt["bad"] = time.Now()
+	g.fail = func(id string) error {
+		if id == "bad" {
+			return &decodo.Error{StatusCode: 500}
+		}
+		return nil
+	}
+	var tasks []*Task
+	for i := range 20 {
+		id := fmt.Sprint("slow", i)
+		g.doneAt[id] = time.Now().Add(time.Hour) // pending all along, read fine
+		tasks = append(tasks, &Task{ID: id, Row: int64(i + 2), Attempt: 1, Submitted: time.Now()})
+	}
+	p := New(g, Config{Workers: 4, MaxGap: 5 * time.Millisecond, Outage: &decodo.Outage{Budget: 100 * time.Millisecond},
+		Backoff: decodo.Backoff{Base: time.Millisecond, Max: 2 * time.Millisecond}})
+	p.Add(append(tasks, &Task{ID: "bad", Row: 1, Attempt: 1, Submitted: time.Now()})...)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	events := make(chan Event, 64)
+	err := p.Run(ctx, events)
+	if !errors.Is(err, decodo.ErrUnavailable) || ctx.Err() != nil {
+		t.Fatalf("Run = %v, want ErrUnavailable for the task that cannot be read", err)
+	}
+	close(events)
+	for e := range events {
+		if e.Task.ID == "bad" {
+			t.Errorf("the unreadable task was reported: %+v", e)
+		}
+	}
+}

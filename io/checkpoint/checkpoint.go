@@ -642,7 +642,8 @@ func (j *Journal) verify(data []byte) error {
 		a, b := j.st, s
 		if a.DoneCount() != b.DoneCount() || a.Offsets != b.Offsets || a.Rows != b.Rows ||
 			a.PendingCount() != b.PendingCount() || a.Submitted != b.Submitted ||
-			a.maxSubmitted != b.maxSubmitted || len(a.Sessions) != len(b.Sessions) {
+			a.maxSubmitted != b.maxSubmitted || len(a.Sessions) != len(b.Sessions) ||
+			len(a.taskOf) != len(b.taskOf) || !slices.Equal(a.looks(), b.looks()) {
 			err = errors.New("snapshot replays to another state")
 		}
 	}

@@ -106,6 +106,28 @@ func (c *counter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// ScanFailed calls fn with the row and error class of each line of the
+// first size bytes of dir's failed file (the bytes the checkpoint vouches
+// for).
+func ScanFailed(dir, codec string, size int64, fn func(row int64, class string)) error {
+	f, err := os.Open(FailedPath(dir, codec))
+	if errors.Is(err, fs.ErrNotExist) && size == 0 {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = split(io.LimitReader(f, size), codec, io.Discard, func(row int64, class string) bool {
+		fn(row, class)
+		return false
+	})
+	if err != nil {
+		return fmt.Errorf("read %s: %w", FailedPath(dir, codec), err)
+	}
+	return nil
+}
+
 // split copies the lines of the (codec-compressed) stream r to keep, but
 // for those take says to take back, whose rows it returns.
 func split(r io.Reader, codec string, keep io.Writer, take func(row int64, class string) bool) ([]int64, error) {
