@@ -445,20 +445,7 @@ func (s *State) apply(p []byte, a *applier, first bool) error {
 		off.Results = d.int(0, math.MaxInt64)
 		off.Failed = d.int(0, math.MaxInt64)
 		off.Rejects = d.int(0, math.MaxInt64)
-		n := d.count()
-		rows := a.rows[:0]
-		var row int64
-		for range n {
-			row += d.varint()
-			if row < 1 || row > MaxRow {
-				d.fail()
-			}
-			if d.bad {
-				break
-			}
-			rows = append(rows, row)
-		}
-		a.rows = rows
+		rows := d.rows(a)
 		if !d.done() || !o.valid() {
 			return errCorrupt
 		}
@@ -677,8 +664,14 @@ func decodeReopen(d *dec, a *applier) (at time.Time, failed int64, token string,
 	at = d.time()
 	failed = d.int(0, math.MaxInt64)
 	token = d.string()
+	return at, failed, token, d.rows(a)
+}
+
+// rows reads a count and that many row deltas, each row in 1..MaxRow,
+// into a's scratch space.
+func (d *dec) rows(a *applier) []int64 {
 	n := d.count()
-	rows = a.rows[:0]
+	rows := a.rows[:0]
 	var row int64
 	for range n {
 		row += d.varint()
@@ -691,7 +684,7 @@ func decodeReopen(d *dec, a *applier) (at time.Time, failed int64, token string,
 		rows = append(rows, row)
 	}
 	a.rows = rows
-	return at, failed, token, rows
+	return rows
 }
 
 // appendLooks appends a looks record of the rows of rs (sorted) and their
