@@ -157,8 +157,10 @@ type Batcher struct {
 
 	// suspect: a submission's outcome was unknown; the next waits until
 	// the API answers again ([Batcher.recovered]).
-	suspect atomic.Bool
-	probeID atomic.Pointer[string] // a task id the API gave, to probe with
+	suspect    atomic.Bool
+	unknownRow atomic.Int32           // submissions in a row of unknown outcome
+	probing    sync.Mutex             // held by the goroutine that probes
+	probeID    atomic.Pointer[string] // a task id the API gave, to probe with
 }
 
 // withDefaults returns c with its zero fields set to their defaults.
@@ -641,12 +643,7 @@ func (b *Batcher) attempts(ctx context.Context, what string, items []Item, pace 
 		if sent > 0 {
 			b.Stats.Retried.Add(1)
 		}
-		if b.suspect.Load() {
-			if err := b.recovered(ctx); err != nil {
-				return err
-			}
-		}
-		release, err := pace(ctx)
+		release, err := b.paceHealthy(ctx, pace)
 		if err != nil {
 			return err
 		}
@@ -681,8 +678,16 @@ func (b *Batcher) attempts(ctx context.Context, what string, items []Item, pace 
 		case verdictUnknown:
 			b.cfg.Log.Warn(what+" outcome unknown", "items", len(items), "row", items[0].Row, "err", err)
 			b.report(Event{Kind: Failed, Class: ClassUnknown, Items: items, Reason: unknownReason(err)})
-			// A 500 may be the first of a storm: no other batch goes out
-			// until the API is seen to answer.
+			var answerErr *decodo.AnswerError
+			if errors.As(err, &answerErr) {
+				return nil // the API answered 2xx: it is up, the answer was unreadable
+			}
+			// A 500 or a lost answer may be the first of a storm: no other
+			// submission goes out until the API is seen to answer, and a
+			// few in a row end the run, rows unsubmitted.
+			if n := b.unknownRow.Add(1); n >= maxUnknownRow {
+				return fmt.Errorf("%w: %d submissions in a row had an unknown outcome (a 500, or an answer lost); the last: %v", ErrUnavailable, n, err)
+			}
 			b.suspect.Store(true)
 			if err := b.cfg.Outage.Down(err); err != nil {
 				return fmt.Errorf("submit a %s: %w", what, err)
@@ -704,6 +709,29 @@ func (b *Batcher) attempts(ctx context.Context, what string, items []Item, pace 
 	}
 }
 
+// maxUnknownRow is how many submissions in a row may end with an unknown
+// outcome before the run stops: a storm on the submit endpoint alone,
+// which reads (the probe) do not show.
+const maxUnknownRow = 3
+
+// paceHealthy waits for a submission's slot (pace) once the API is known
+// to answer: a submission whose outcome was unknown makes the ones waiting
+// for their slot wait for that too.
+func (b *Batcher) paceHealthy(ctx context.Context, pace func(context.Context) (func(), error)) (func(), error) {
+	for {
+		if b.suspect.Load() {
+			if err := b.recovered(ctx); err != nil {
+				return nil, err
+			}
+		}
+		release, err := pace(ctx)
+		if err != nil || !b.suspect.Load() {
+			return release, err
+		}
+		release() // a 500 came meanwhile: this slot goes unused
+	}
+}
+
 // recovered waits, after a submission whose outcome was unknown, until
 // the API answers again, so that a storm of 500s costs the batches in
 // flight when it began, not every batch: a request of the run that
@@ -711,6 +739,8 @@ func (b *Batcher) attempts(ctx context.Context, what string, items []Item, pace 
 // API, with backoff, within the outage budget. Any answer but a 5xx will
 // do, a 404 for the probe's id included.
 func (b *Batcher) recovered(ctx context.Context) error {
+	b.probing.Lock() // one prober; the others find it done
+	defer b.probing.Unlock()
 	p, ok := b.api.(Prober)
 	for n := 1; b.suspect.Load(); n++ {
 		if !b.cfg.Outage.Failing() { // another request succeeded since
@@ -848,6 +878,7 @@ func (b *Batcher) accepted(items []Item, list []string, resp *decodo.BatchRespon
 	}
 	if len(okItems) > 0 {
 		b.probeID.Store(&okIDs[0])
+		b.unknownRow.Store(0)
 		b.report(Event{Kind: Submitted, Items: okItems, IDs: okIDs, At: now, Passthrough: pt})
 	}
 	if len(missing) > 0 {

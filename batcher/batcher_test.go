@@ -631,6 +631,25 @@ func TestStormOf500s(t *testing.T) {
 		t.Error("no probe")
 	}
 
+	// Four in flight, and 500s that take a while: the batches waiting for
+	// their slot wait for the probe too; and when reads keep working (the
+	// probe says the API answers), a few unknown outcomes in a row still
+	// end the run.
+	cfg4 := cfg
+	cfg4.InFlight, cfg4.Outage = 4, &decodo.Outage{Budget: time.Minute}
+	slow := &prober{fakeAPI: &fakeAPI{respond: func(int, decodo.BatchRequest) error {
+		time.Sleep(30 * time.Millisecond)
+		return &decodo.Error{StatusCode: 500}
+	}}}
+	sink, _, err = runBatcher(t, slow, cfg4, urlItems(200, nil))
+	slow.mu.Lock()
+	sink.mu.Lock()
+	if posts := len(slow.calls); !errors.Is(err, ErrUnavailable) || posts > 4+maxUnknownRow || sink.classes[ClassUnknown] != 10*posts {
+		t.Errorf("500s on submissions only: err %v, %d POSTs, %v; want ErrUnavailable after at most %d POSTs, each one's items unknown", err, posts, sink.classes, 4+maxUnknownRow)
+	}
+	sink.mu.Unlock()
+	slow.mu.Unlock()
+
 	cfg.Outage = &decodo.Outage{Budget: time.Minute}
 	glitch := &prober{fakeAPI: &fakeAPI{respond: func(n int, _ decodo.BatchRequest) error {
 		if n == 2 {

@@ -71,6 +71,7 @@ func (b *Batcher) single(ctx context.Context, it Item) error {
 		return err
 	case t != nil: // nil when the outcome is unknown: reported
 		b.recoverTasks()
+		b.unknownRow.Store(0)
 		b.Stats.Singles.Add(1)
 		b.report(Event{Kind: Submitted, Items: []Item{it}, IDs: []string{string(t.ID)}, At: time.Now(), Passthrough: pt})
 	}

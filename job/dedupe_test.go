@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -77,5 +78,41 @@ func TestRunDedupe(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRunDedupeLeaderTaskGone proves a duplicate whose first row's task
+// the API no longer has (expired, or another API: 404) is submitted as its
+// own task, also when the input has ended by then: the nightly job whose
+// appended rows repeat earlier ones.
+func TestRunDedupeLeaderTaskGone(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	for i := 1; i <= 200; i++ {
+		fmt.Fprintf(&b, "https://example.com/gone/%d\n", i)
+	}
+	input := writeFile(t, "in.txt", b.String())
+	_, api := fastSandbox(t, sandbox.Config{})
+	cfg := testConfig(t, api, input)
+	cfg.Dedupe = true
+	if _, err := Run(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(input, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(b.String()) // the same 200 again
+	f.Close()
+	other, api2 := fastSandbox(t, sandbox.Config{}) // knows none of the first run's tasks
+	cfg.API = api2
+	if _, err := Run(context.Background(), cfg); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	if seen := outcomes(t, cfg.Out); len(seen) != 400 {
+		t.Fatalf("%d rows in the outputs, want 400", len(seen))
+	}
+	if n := other.Stats().TasksCreated; n != 200 {
+		t.Errorf("the second API created %d tasks for 200 duplicates of gone tasks", n)
 	}
 }

@@ -454,12 +454,13 @@ func (o *owner) polled(e poller.Event) error {
 			return o.result(&rec, t, e, w.dupOf)
 		}
 		// The earlier row's task is gone: this row gets its own, and
-		// leads the rows after it.
+		// leads the rows after it. (Through resubmit: the rows channel
+		// may be closed, the input having ended.)
 		o.dd.leader(&rec, true)
 		if !o.canPay() {
 			return o.overBudget(&rec, 0, "")
 		}
-		o.toSubmit = append(o.toSubmit, batcher.Item{Record: rec, Attempt: 1})
+		o.resubmit = append(o.resubmit, batcher.Item{Record: rec, Attempt: 1})
 		return nil
 	}
 	if t.Resumed {
@@ -487,7 +488,10 @@ func (o *owner) polled(e poller.Event) error {
 	}
 	if e.Lost != "" {
 		class := e.Class
-		if class == poller.ClassLost && time.Since(t.Submitted) > ResultsWindow-30*time.Minute {
+		switch {
+		case class == poller.ClassUnreadable:
+			return o.fail(&rec, t.Attempt, t.ID, batcher.ClassUnknown, e.Lost)
+		case class == poller.ClassLost && time.Since(t.Submitted) > ResultsWindow-30*time.Minute:
 			class = classExpired
 		}
 		return o.lost(rec, t.Attempt, t.ID, class, e.Lost)

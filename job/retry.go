@@ -29,8 +29,8 @@ func retake(cfg *Config, j *checkpoint.Journal, codec string) (taken int, unknow
 		return 0, 0, err
 	}
 	if cfg.MaxTasks > 0 {
-		err := results.ScanFailed(cfg.Out, codec, st.Offsets.Failed, func(_ int64, class string) {
-			if class == batcher.ClassUnknown {
+		err := results.ScanFailed(cfg.Out, codec, st.Offsets.Failed, func(l results.FailedLine) {
+			if l.Class == batcher.ClassUnknown && l.DuplicateOf == 0 { // a follower paid nothing
 				unknown++
 			}
 		})
@@ -41,8 +41,8 @@ func retake(cfg *Config, j *checkpoint.Journal, codec string) (taken int, unknow
 	if !cfg.RetryFailed {
 		return 0, unknown, nil
 	}
-	take := func(_ int64, class string) bool {
-		return len(cfg.RetryClasses) == 0 || slices.Contains(cfg.RetryClasses, class)
+	take := func(l results.FailedLine) bool {
+		return len(cfg.RetryClasses) == 0 || slices.Contains(cfg.RetryClasses, l.Class)
 	}
 	rows, size, token, err := results.Retake(cfg.Out, codec, st.Offsets.Failed, take)
 	if err != nil || len(rows) == 0 {

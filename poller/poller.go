@@ -42,6 +42,9 @@ type Event struct {
 const (
 	ClassFaulted = "faulted" // the API says the task faulted
 	ClassLost    = "lost"    // the API no longer knows the task (404)
+	// ClassUnreadable: the API refused to read the task (a 4xx) for the
+	// outage budget; the row fails as "unknown", not submitted again.
+	ClassUnreadable = "unreadable"
 )
 
 // Task is a submitted task being watched: the API's id, and the input row
@@ -517,9 +520,16 @@ func (p *Poller) failed(ctx context.Context, t *Task, err error) error {
 		if err := p.cfg.Outage.Down(err); err != nil {
 			return fmt.Errorf("read task %s: %w", t.ID, err)
 		}
-	}
-	if err := p.cfg.Outage.Over(t.errSince, err); err != nil {
-		return fmt.Errorf("read task %s: %w", t.ID, err)
+		if err := p.cfg.Outage.Over(t.errSince, err); err != nil {
+			return fmt.Errorf("read task %s: %w", t.ID, err)
+		}
+	} else if p.cfg.Outage.Over(t.errSince, err) != nil {
+		// The API answers, and refuses this task's reads (a 4xx) all the
+		// budget long: its row fails, not submitted again (the task may
+		// well be paid for).
+		p.forget(t)
+		p.send(ctx, Event{Task: t, Lost: "the API refused to read the task: " + err.Error(), Class: ClassUnreadable})
+		return nil
 	}
 	p.cfg.Log.Debug("poll retry", "task", t.ID, "err", err)
 	p.again(t, time.Now().Add(p.cfg.Outage.Wait(p.cfg.Backoff.Delay(t.errs))))

@@ -519,3 +519,49 @@ func TestPollerOneTaskUnreadable(t *testing.T) {
 		}
 	}
 }
+
+// TestPollerTaskRefused proves a task whose every read the API refuses
+// with a 4xx (results and status alike) for the outage budget is reported
+// unreadable, once, and the run goes on: the API answers, so it is no
+// outage, and the task is not lost (its row is not submitted again).
+func TestPollerTaskRefused(t *testing.T) {
+	t.Parallel()
+	g := newFake()
+	g.doneAt["bad"] = time.Now()
+	g.doneAt["ok"] = time.Now()
+	g.fail = func(id string) error {
+		if id == "bad" {
+			return &decodo.Error{StatusCode: 400, Message: "no"}
+		}
+		return nil
+	}
+	p := New(g, Config{Workers: 2, MaxGap: 5 * time.Millisecond, Outage: &decodo.Outage{Budget: 100 * time.Millisecond},
+		Backoff: decodo.Backoff{Base: time.Millisecond, Max: 2 * time.Millisecond}})
+	p.Add(&Task{ID: "bad", Row: 1, Attempt: 1, Submitted: time.Now()}, &Task{ID: "ok", Row: 2, Attempt: 1, Submitted: time.Now()})
+	ctx, cancel := context.WithCancel(context.Background())
+	events := make(chan Event, 4)
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(ctx, events) }()
+	got := map[string]Event{}
+	timeout := time.After(20 * time.Second)
+	for len(got) < 2 {
+		select {
+		case e := <-events:
+			got[e.Task.ID] = e
+		case err := <-errc:
+			t.Fatalf("Run ended: %v", err)
+		case <-timeout:
+			t.Fatalf("events %v", got)
+		}
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Errorf("Run = %v, want nil", err)
+	}
+	if e := got["bad"]; e.Class != ClassUnreadable || e.Lost == "" {
+		t.Errorf("the refused task: %+v, want class %s", e, ClassUnreadable)
+	}
+	if e := got["ok"]; e.Lost != "" || len(e.Results) == 0 {
+		t.Errorf("the good task: %+v", e)
+	}
+}

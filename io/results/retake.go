@@ -38,7 +38,7 @@ func FailedPath(dir, codec string) string {
 // the rows taken, the copy's size, and the token that names it, for the journal; when no
 // row is taken it writes nothing and returns no rows. The caller journals
 // them, then calls [CommitRetake].
-func Retake(dir, codec string, size int64, take func(row int64, class string) bool) (rows []int64, newSize int64, token string, err error) {
+func Retake(dir, codec string, size int64, take func(FailedLine) bool) (rows []int64, newSize int64, token string, err error) {
 	path := FailedPath(dir, codec)
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) && size == 0 {
@@ -106,10 +106,17 @@ func (c *counter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// ScanFailed calls fn with the row and error class of each line of the
+// FailedLine is what taking failed rows back reads of a failed.jsonl line.
+type FailedLine struct {
+	Row         int64  `json:"row"`
+	Class       string `json:"error_class"`
+	DuplicateOf int64  `json:"duplicate_of"` // the row follows another's task (dedupe)
+}
+
+// ScanFailed calls fn with each line of the
 // first size bytes of dir's failed file (the bytes the checkpoint vouches
 // for).
-func ScanFailed(dir, codec string, size int64, fn func(row int64, class string)) error {
+func ScanFailed(dir, codec string, size int64, fn func(FailedLine)) error {
 	f, err := os.Open(FailedPath(dir, codec))
 	if errors.Is(err, fs.ErrNotExist) && size == 0 {
 		return nil
@@ -118,8 +125,8 @@ func ScanFailed(dir, codec string, size int64, fn func(row int64, class string))
 		return err
 	}
 	defer f.Close()
-	_, err = split(io.LimitReader(f, size), codec, io.Discard, func(row int64, class string) bool {
-		fn(row, class)
+	_, err = split(io.LimitReader(f, size), codec, io.Discard, func(l FailedLine) bool {
+		fn(l)
 		return false
 	})
 	if err != nil {
@@ -130,7 +137,7 @@ func ScanFailed(dir, codec string, size int64, fn func(row int64, class string))
 
 // split copies the lines of the (codec-compressed) stream r to keep, but
 // for those take says to take back, whose rows it returns.
-func split(r io.Reader, codec string, keep io.Writer, take func(row int64, class string) bool) ([]int64, error) {
+func split(r io.Reader, codec string, keep io.Writer, take func(FailedLine) bool) ([]int64, error) {
 	switch codec {
 	case Gzip:
 		zr, err := gzip.NewReader(r)
@@ -155,14 +162,11 @@ func split(r io.Reader, codec string, keep io.Writer, take func(row int64, class
 	for {
 		line, err := br.ReadBytes('\n')
 		if len(line) > 0 {
-			var l struct {
-				Row   int64  `json:"row"`
-				Class string `json:"error_class"`
-			}
+			var l FailedLine
 			if jerr := json.Unmarshal(line, &l); jerr != nil || l.Row < 1 {
 				return nil, fmt.Errorf("a line that is not a failed row: %.100q", line)
 			}
-			if take(l.Row, l.Class) {
+			if take(l) {
 				rows = append(rows, l.Row)
 			} else if _, err := keep.Write(line); err != nil {
 				return nil, err

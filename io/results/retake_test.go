@@ -34,7 +34,7 @@ func TestRetake(t *testing.T) {
 			w.Commit()
 			must(t, w.Close())
 
-			rows, size, token, err := Retake(dir, codec, off.Failed, func(row int64, class string) bool { return class == "faulted" })
+			rows, size, token, err := Retake(dir, codec, off.Failed, func(l FailedLine) bool { return l.Class == "faulted" })
 			must(t, err)
 			if !slices.Equal(rows, []int64{1, 3}) || token == "" {
 				t.Fatalf("taken %v (token %q), want rows 1 and 3", rows, token)
@@ -55,7 +55,7 @@ func TestRetake(t *testing.T) {
 				t.Errorf("rewritten failed file:\n%s", text)
 			}
 			// Nothing to take: nothing written.
-			rows, _, _, err = Retake(dir, codec, size, func(int64, string) bool { return false })
+			rows, _, _, err = Retake(dir, codec, size, func(FailedLine) bool { return false })
 			if err != nil || rows != nil {
 				t.Errorf("nothing to take: %v, %v", rows, err)
 			}
