@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math/bits"
 	"strconv"
 	"unicode/utf8"
 )
@@ -38,14 +39,7 @@ func skipString(b []byte, i int) (end int, escaped bool, err error) {
 		}
 	}
 	for i++; i < len(b); i++ {
-		// the common run of plain bytes: eight at a time, then one by one
-		for i+8 <= len(b) && plain8(binary.LittleEndian.Uint64(b[i:])) {
-			i += 8
-		}
-		for i < len(b) && b[i] >= 0x20 && b[i] != '"' && b[i] != '\\' {
-			i++
-		}
-		if i >= len(b) {
+		if i = nextSpecial(b, i); i >= len(b) {
 			break
 		}
 		switch c := b[i]; {
@@ -101,16 +95,33 @@ func noControl(b []byte) bool {
 	return true
 }
 
-// plain8 reports whether none of the eight bytes of x is a control byte,
-// a quote or a backslash (bit tricks: a byte below n sets its high bit in
-// x - n·ones where x's own high bit is clear).
-func plain8(x uint64) bool {
+// nextSpecial returns the index of the first quote, backslash or control
+// byte in b at or after i, or len(b): eight bytes at a time, jumping to the
+// first special one (escaped HTML has one every few dozen bytes).
+func nextSpecial(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		if m := special8(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for i < len(b) && b[i] >= 0x20 && b[i] != '"' && b[i] != '\\' {
+		i++
+	}
+	return i
+}
+
+// special8 returns the high bits of the bytes of x that are a control
+// byte, a quote or a backslash (bit tricks: a byte below n sets its high
+// bit in x - n·ones where x's own high bit is clear). Only the lowest bit
+// set is exact (a borrow may mark bytes above it), which is the one
+// nextSpecial uses.
+func special8(x uint64) uint64 {
 	control := (x - 0x20*ones) & ^x & highs
 	q := x ^ ('"' * ones)
 	quote := (q - ones) & ^q & highs
 	bs := x ^ ('\\' * ones)
 	backslash := (bs - ones) & ^bs & highs
-	return control|quote|backslash == 0
+	return control | quote | backslash
 }
 
 // skipValue returns the end of the JSON value starting at b[i].
