@@ -2,13 +2,11 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -68,39 +66,19 @@ func TestKill9Callbacks(t *testing.T) {
 	kills, code := 0, -1
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), "DECODO_TOKEN=Y3Jhc2g6dGVzdA==", "DECODO_BATCH_STATUS_AFTER=1s")
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		var kill <-chan time.Time
+		var kill time.Duration
 		if kills < 4 {
-			kill = time.After(time.Duration(150+rng.IntN(700)) * time.Millisecond)
+			kill = time.Duration(150+rng.IntN(700)) * time.Millisecond
 		}
-		select {
-		case <-kill:
-			_ = cmd.Process.Kill() // SIGKILL
-			<-done
+		var stderr string
+		code, stderr = runBin(t, bin, "Y3Jhc2g6dGVzdA==", []string{"DECODO_BATCH_STATUS_AFTER=1s"}, kill, args...)
+		if code == killed {
 			kills++
 			continue
-		case err := <-done:
-			var ee *exec.ExitError
-			switch {
-			case errors.As(err, &ee):
-				code = ee.ExitCode()
-			case err == nil:
-				code = 0
-			default:
-				t.Fatal(err)
-			}
 		}
 		if code != exitStopped {
 			if code != 0 && code != exitPartial {
-				t.Fatalf("exit %d: %s", code, stderr.String())
+				t.Fatalf("exit %d: %s", code, stderr)
 			}
 			break
 		}

@@ -6,14 +6,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -68,23 +66,13 @@ func TestKill9ContentDir(t *testing.T) {
 	kills, code := 0, -1
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
-		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), "DECODO_TOKEN=Y3Jhc2g6dGVzdA==", "DECODO_BATCH_STATUS_AFTER=1s")
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		var kill <-chan time.Time
+		var kill time.Duration
 		if kills < 6 {
-			kill = time.After(time.Duration(100+rng.IntN(600)) * time.Millisecond)
+			kill = time.Duration(100+rng.IntN(600)) * time.Millisecond
 		}
-		select {
-		case <-kill:
-			_ = cmd.Process.Kill()
-			<-done
+		var stderr string
+		code, stderr = runBin(t, bin, "Y3Jhc2g6dGVzdA==", []string{"DECODO_BATCH_STATUS_AFTER=1s"}, kill, args...)
+		if code == killed {
 			kills++
 			// A file the journal does not vouch for, of a row that never
 			// ends: a killed run's file of a row whose next result is named
@@ -95,20 +83,10 @@ func TestKill9ContentDir(t *testing.T) {
 				os.WriteFile(stray, []byte("<p>half"), 0o644)
 			}
 			continue
-		case err := <-done:
-			var ee *exec.ExitError
-			switch {
-			case errors.As(err, &ee):
-				code = ee.ExitCode()
-			case err == nil:
-				code = 0
-			default:
-				t.Fatal(err)
-			}
 		}
 		if code != exitStopped {
 			if code != 0 {
-				t.Fatalf("exit %d: %s", code, stderr.String())
+				t.Fatalf("exit %d: %s", code, stderr)
 			}
 			break
 		}

@@ -51,6 +51,44 @@ func buildBinary(t *testing.T) string {
 	return filepath.Join(binDir, "decodo-batch")
 }
 
+// killed is the exit code runBin reports for a run it killed.
+const killed = -9
+
+// runBin runs the binary with args, DECODO_TOKEN=token and the extra
+// environment env, and SIGKILLs it after kill if kill > 0. It returns the
+// exit code ([killed] for a run it killed) and what the run wrote to stderr.
+func runBin(t *testing.T, bin, token string, env []string, kill time.Duration, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(append(os.Environ(), "DECODO_TOKEN="+token), env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var timer <-chan time.Time
+	if kill > 0 {
+		timer = time.After(kill)
+	}
+	select {
+	case <-timer:
+		_ = cmd.Process.Kill() // SIGKILL
+		<-done
+		return killed, stderr.String()
+	case err := <-done:
+		var ee *exec.ExitError
+		switch {
+		case errors.As(err, &ee):
+			return ee.ExitCode(), stderr.String()
+		case err != nil:
+			t.Fatal(err)
+		}
+		return 0, stderr.String()
+	}
+}
+
 // rowsIn maps each row of the three output files to its file, failing on
 // a row written twice.
 func rowsIn(t *testing.T, out string) map[int64]string {
@@ -140,45 +178,26 @@ func killAndResume(t *testing.T, bin string, seed uint64) {
 	kills, code := 0, -1
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
-		cmd := exec.Command(bin, args...)
-		// Faulted tasks are found by a status check; each short session
-		// would otherwise wait 20s before its first one.
-		cmd.Env = append(os.Environ(), "DECODO_TOKEN=Y3Jhc2g6dGVzdA==", "DECODO_BATCH_STATUS_AFTER=1s")
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
 		// The first runs are killed at random moments; later ones are
 		// let finish so the test ends.
-		var kill <-chan time.Time
+		var kill time.Duration
 		if kills < 8 {
-			kill = time.After(time.Duration(30+rng.IntN(700)) * time.Millisecond)
+			kill = time.Duration(30+rng.IntN(700)) * time.Millisecond
 		}
-		select {
-		case <-kill:
-			_ = cmd.Process.Kill() // SIGKILL
-			<-done
+		// Faulted tasks are found by a status check; each short session
+		// would otherwise wait 20s before its first one.
+		var stderr string
+		code, stderr = runBin(t, bin, "Y3Jhc2g6dGVzdA==", []string{"DECODO_BATCH_STATUS_AFTER=1s"}, kill, args...)
+		if code == killed {
 			kills++
 			continue
-		case err := <-done:
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				code = ee.ExitCode()
-			} else if err == nil {
-				code = 0
-			} else {
-				t.Fatal(err)
-			}
 		}
 		if code == exitLocked {
-			t.Fatalf("exit 4 after a SIGKILL: the lock outlived its process: %s", stderr.String())
+			t.Fatalf("exit 4 after a SIGKILL: the lock outlived its process: %s", stderr)
 		}
 		if code != exitStopped {
 			if code != exitPartial {
-				t.Fatalf("exit %d, want 3 (bad rows): %s", code, stderr.String())
+				t.Fatalf("exit %d, want 3 (bad rows): %s", code, stderr)
 			}
 			break
 		}

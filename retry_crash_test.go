@@ -1,12 +1,10 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -50,34 +48,7 @@ func TestKill9RetryFailed(t *testing.T) {
 	run := func(endpoint string, kill time.Duration, extra ...string) (int, string) {
 		args := append([]string{"run", "--endpoint", endpoint, "--batch-size", "50", "--batch-interval", "20ms",
 			"--retries", "0", "--progress", "none", "-q", in, "-o", out}, extra...)
-		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), "DECODO_TOKEN="+token, "DECODO_BATCH_STATUS_AFTER=300ms")
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		var timer <-chan time.Time
-		if kill > 0 {
-			timer = time.After(kill)
-		}
-		select {
-		case <-timer:
-			cmd.Process.Kill()
-			<-done
-			return -9, ""
-		case err := <-done:
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				return ee.ExitCode(), stderr.String()
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			return 0, stderr.String()
-		}
+		return runBin(t, bin, token, []string{"DECODO_BATCH_STATUS_AFTER=300ms"}, kill, args...)
 	}
 	if code, stderr := run(sick, 0); code != exitPartial {
 		t.Fatalf("first run: exit %d, want 3: %s", code, stderr)
@@ -87,8 +58,8 @@ func TestKill9RetryFailed(t *testing.T) {
 		t.Fatal("no failed rows to retry")
 	}
 	rng := rand.New(rand.NewPCG(7, 7))
-	code, stderr, kills := -9, "", 0
-	for i := 0; code == -9 || code == exitStopped; i++ {
+	code, stderr, kills := killed, "", 0
+	for i := 0; code == killed || code == exitStopped; i++ {
 		var kill time.Duration
 		if i < 6 {
 			kill = time.Duration(2+rng.IntN(15*(i+1))) * time.Millisecond // early: during the rewrite
