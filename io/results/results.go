@@ -110,6 +110,7 @@ type Options struct {
 	Done func(row int64) bool
 }
 
+// countWriter writes to f and adds what it wrote to *n.
 type countWriter struct {
 	f *os.File
 	n *int64

@@ -58,8 +58,8 @@ func Retake(dir, codec string, size int64, take func(FailedLine) bool) (rows []i
 	}
 	defer os.Remove(tmp) // gone once renamed
 	defer out.Close()
-	cw := &counter{w: out}
-	bw := bufio.NewWriterSize(cw, 256<<10)
+	var written int64
+	bw := bufio.NewWriterSize(countWriter{f: out, n: &written}, 256<<10)
 	var keep io.Writer = bw
 	enc := newEncoder(codec)
 	if enc != nil {
@@ -91,19 +91,7 @@ func Retake(dir, codec string, size int64, take func(FailedLine) bool) (rows []i
 	if err != nil {
 		return nil, 0, "", fmt.Errorf("retry failed rows: %w", err)
 	}
-	return rows, cw.n, token, nil
-}
-
-// counter counts the bytes written through it.
-type counter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *counter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
+	return rows, written, token, nil
 }
 
 // FailedLine is what taking failed rows back reads of a failed.jsonl line.
