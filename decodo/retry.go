@@ -88,17 +88,14 @@ func (o *Outage) Failing() bool { return o.since.Load() != 0 }
 // a 502, 503 or 504). It returns an [*UnavailableError] once the API has
 // failed every request for the budget, else nil: try again after a backoff.
 func (o *Outage) Down(err error) error {
-	now := time.Now()
-	first := now.UnixNano()
+	first := time.Now().UnixNano()
 	if !o.since.CompareAndSwap(0, first) {
 		first = o.since.Load()
 	}
-	since := time.Unix(0, first)
-	budget := cmp.Or(o.Budget, DefaultOutageBudget)
-	if first == 0 || now.Sub(since) < budget { // first == 0: up again meanwhile
+	if first == 0 { // up again meanwhile
 		return nil
 	}
-	return &UnavailableError{Since: since, Budget: budget, Last: err}
+	return o.Over(time.Unix(0, first), err)
 }
 
 // Wait returns d, or less if the budget ends sooner: a retry waits no
