@@ -238,18 +238,11 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 		rd.Close()
 	}
 
-	if path := os.Getenv("DECODO_BATCH_CPUPROFILE"); path != "" {
-		// For development: where the CPU goes in a run (go tool pprof).
-		pf, err := os.Create(path)
-		if err != nil {
-			return err
-		}
-		defer pf.Close()
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cpuProfile("DECODO_BATCH_CPUPROFILE")
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	api, closeAPI, err := connect(ctx, &f, log, stderr)
 	if err != nil {
 		return err
@@ -528,4 +521,26 @@ func checkCallbackFlags(f *runFlags) error {
 		}
 	}
 	return nil
+}
+
+// cpuProfile profiles the CPU into the file the environment variable env
+// names, if set, until the returned stop is called. For development: where
+// the CPU goes in a run or in the sandbox (go tool pprof).
+func cpuProfile(env string) (stop func(), err error) {
+	path := os.Getenv(env)
+	if path == "" {
+		return func() {}, nil
+	}
+	pf, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(pf); err != nil {
+		pf.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		pf.Close()
+	}, nil
 }

@@ -35,6 +35,11 @@ func sandboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(pos) > 0 {
 		return usagef("sandbox takes no arguments, got %q", pos)
 	}
+	stopProfile, err := cpuProfile("DECODO_SANDBOX_CPUPROFILE")
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	sb := sandbox.New(cfg)
 	kept := &keptSandbox{}
 	if *state != "" {

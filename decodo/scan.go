@@ -30,98 +30,83 @@ func skipSpace(b []byte, i int) int {
 
 // skipString returns the end of the string starting at b[i] == '"', and
 // whether it holds escapes. It checks escapes and refuses control bytes.
+//
+// It reads eight bytes at a time and goes through the special ones among
+// them (quotes, backslashes, control bytes) without reading the word
+// again: escaped HTML has one every dozen bytes or so, and a results page
+// is mostly one such string (BenchmarkScanHTML).
 func skipString(b []byte, i int) (end int, escaped bool, err error) {
-	// Most strings hold no escape: find the closing quote (IndexByte is
-	// vectorised) and check what comes before it.
-	if q := bytes.IndexByte(b[i+1:], '"'); q >= 0 {
-		if span := b[i+1 : i+1+q]; bytes.IndexByte(span, '\\') < 0 && noControl(span) {
-			return i + 2 + q, false, nil
-		}
-	}
-	for i++; i < len(b); i++ {
-		if i = nextSpecial(b, i); i >= len(b) {
-			break
-		}
-		switch c := b[i]; {
-		case c == '"':
-			return i + 1, escaped, nil
-		case c == '\\':
+	for j := i + 1; j < len(b); {
+		m := special8(load8(b, j))
+		next := j + 8 // where the next word starts: past any escape in this one
+		for m != 0 {
+			k := j + bits.TrailingZeros64(m)/8
+			if c := b[k]; c != '\\' {
+				if c == '"' {
+					return k + 1, escaped, nil
+				}
+				return 0, false, errScan // a control byte
+			}
+			if k+1 >= len(b) {
+				return 0, false, errScan
+			}
+			n := int(escapeLen[b[k+1]])
+			if n == 0 || n == 6 && !hex4(b, k+2) {
+				return 0, false, errScan
+			}
 			escaped = true
-			i++
-			if i >= len(b) {
-				return 0, false, errScan
-			}
-			switch b[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if i+4 >= len(b) {
-					return 0, false, errScan
-				}
-				for _, h := range b[i+1 : i+5] {
-					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
-						return 0, false, errScan
-					}
-				}
-				i += 4
-			default:
-				return 0, false, errScan
-			}
-		default: // a control byte
-			return 0, false, errScan
+			next = k + n
+			m &= ^uint64(0) << (8 * (next - j)) // the specials after the escape (none past 64 bits)
 		}
+		j = max(j+8, next)
 	}
 	return 0, false, errScan
 }
 
-const (
-	ones  = 0x0101010101010101
-	highs = 0x8080808080808080
-)
+// escapeLen is the length of an escape by the byte after its backslash:
+// 0 for none valid, 6 for \uXXXX. A table rather than a switch: the letters
+// come in no order a branch predictor could learn.
+var escapeLen = [256]uint8{'"': 2, '\\': 2, '/': 2, 'b': 2, 'f': 2, 'n': 2, 'r': 2, 't': 2, 'u': 6}
 
-// noControl reports whether b holds no byte below 0x20.
-func noControl(b []byte) bool {
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		x := binary.LittleEndian.Uint64(b[i:])
-		if (x-0x20*ones)&^x&highs != 0 {
-			return false
-		}
+// hex4 reports whether b holds four hex digits from k.
+func hex4(b []byte, k int) bool {
+	if k+4 > len(b) {
+		return false
 	}
-	for ; i < len(b); i++ {
-		if b[i] < 0x20 {
+	for _, h := range b[k : k+4] {
+		if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
 			return false
 		}
 	}
 	return true
 }
 
-// nextSpecial returns the index of the first quote, backslash or control
-// byte in b at or after i, or len(b): eight bytes at a time, jumping to the
-// first special one (escaped HTML has one every few dozen bytes).
-func nextSpecial(b []byte, i int) int {
-	for ; i+8 <= len(b); i += 8 {
-		if m := special8(binary.LittleEndian.Uint64(b[i:])); m != 0 {
-			return i + bits.TrailingZeros64(m)/8
-		}
+const (
+	ones  = 0x0101010101010101
+	lows  = 0x7f7f7f7f7f7f7f7f
+	quote = '"' * ones
+	bslsh = '\\' * ones
+)
+
+// load8 returns the eight bytes of b from j, little-endian; past the end of
+// b it reads letters, which are never special.
+func load8(b []byte, j int) uint64 {
+	if j+8 <= len(b) {
+		return binary.LittleEndian.Uint64(b[j:])
 	}
-	for i < len(b) && b[i] >= 0x20 && b[i] != '"' && b[i] != '\\' {
-		i++
-	}
-	return i
+	w := [8]byte{'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a'}
+	copy(w[:], b[j:])
+	return binary.LittleEndian.Uint64(w[:])
 }
 
-// special8 returns the high bits of the bytes of x that are a control
-// byte, a quote or a backslash (bit tricks: a byte below n sets its high
-// bit in x - n·ones where x's own high bit is clear). Only the lowest bit
-// set is exact (a borrow may mark bytes above it), which is the one
-// nextSpecial uses.
+// special8 returns the high bit of each byte of x that is a quote, a
+// backslash or a control byte, and no other bit. Exact, so that the bits
+// above the lowest can be used too: a byte's low seven bits plus a constant
+// below 0x80 never carry into the next byte.
 func special8(x uint64) uint64 {
-	control := (x - 0x20*ones) & ^x & highs
-	q := x ^ ('"' * ones)
-	quote := (q - ones) & ^q & highs
-	bs := x ^ ('\\' * ones)
-	backslash := (bs - ones) & ^bs & highs
-	return control | quote | backslash
+	q, s := x^quote, x^bslsh // a zero byte where x has a quote, a backslash
+	return ^((q&lows + lows) | q | lows) | ^((s&lows + lows) | s | lows) |
+		^((x&lows + (0x80-0x20)*ones) | x | lows) // below 0x20
 }
 
 // skipValue returns the end of the JSON value starting at b[i].
@@ -134,9 +119,9 @@ func skipValue(b []byte, i int, depth int) (int, error) {
 		end, _, err := skipString(b, i)
 		return end, err
 	case c == '{':
-		return eachField(b, i, depth, func([]byte, int, int) error { return nil })
+		return eachField(b, i, depth, func(_ []byte, s int) (int, error) { return skipValue(b, s, depth+1) })
 	case c == '[':
-		return eachElem(b, i, depth, func(int, int) error { return nil })
+		return eachElem(b, i, depth, func(s int) (int, error) { return skipValue(b, s, depth+1) })
 	case c == 't':
 		return literal(b, i, "true")
 	case c == 'f':
@@ -201,9 +186,11 @@ func literal(b []byte, i int, lit string) (int, error) {
 	return 0, errScan
 }
 
-// eachField calls fn with each key (raw, without quotes) and the span of
-// its value in the object at b[i], and returns the object's end.
-func eachField(b []byte, i, depth int, fn func(key []byte, start, end int) error) (int, error) {
+// eachField calls fn with each key (raw, without quotes) and the start of
+// its value in the object at b[i], and returns the object's end. fn reads
+// the value (skipValue at depth+1 at least) and returns its end: each byte
+// of an answer is read once, not once more at every level.
+func eachField(b []byte, i, depth int, fn func(key []byte, start int) (end int, err error)) (int, error) {
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return i + 1, nil
@@ -222,11 +209,8 @@ func eachField(b []byte, i, depth int, fn func(key []byte, start, end int) error
 			return 0, errScan
 		}
 		i = skipSpace(b, i+1)
-		end, err := skipValue(b, i, depth+1)
+		end, err := fn(key, i)
 		if err != nil {
-			return 0, err
-		}
-		if err := fn(key, i, end); err != nil {
 			return 0, err
 		}
 		i = skipSpace(b, end)
@@ -241,18 +225,17 @@ func eachField(b []byte, i, depth int, fn func(key []byte, start, end int) error
 	}
 }
 
-// eachElem calls fn with the span of each element of the array at b[i].
-func eachElem(b []byte, i, depth int, fn func(start, end int) error) (int, error) {
+// eachElem calls fn with the start of each element of the array at b[i],
+// and returns the array's end; fn reads the element and returns its end,
+// as for eachField.
+func eachElem(b []byte, i, depth int, fn func(start int) (end int, err error)) (int, error) {
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == ']' {
 		return i + 1, nil
 	}
 	for {
-		end, err := skipValue(b, i, depth+1)
+		end, err := fn(i)
 		if err != nil {
-			return 0, err
-		}
-		if err := fn(i, end); err != nil {
 			return 0, err
 		}
 		i = skipSpace(b, end)
@@ -337,23 +320,29 @@ func scanResults(b []byte) ([]Result, error) {
 		return nil, errScan
 	}
 	var out []Result
-	end, err := eachField(b, i, 0, func(key []byte, s, e int) error {
+	end, err := eachField(b, i, 0, func(key []byte, s int) (int, error) {
 		if string(key) != "results" {
-			return folded(key, []string{"results"})
+			if err := folded(key, []string{"results"}); err != nil {
+				return 0, err
+			}
+			return skipValue(b, s, 1)
 		}
 		if b[s] == 'n' {
-			return nil
+			return literal(b, s, "null")
 		}
 		if b[s] != '[' {
-			return errScan
+			return 0, errScan
 		}
-		_, err := eachElem(b, s, 1, func(s, e int) error {
-			if b[s] != '{' {
-				return errScan
+		return eachElem(b, s, 1, func(s int) (int, error) {
+			if s >= len(b) || b[s] != '{' {
+				return 0, errScan
 			}
 			var r Result
-			_, err := eachField(b[:e], s, 2, func(key []byte, s, e int) error {
-				var err error
+			end, err := eachField(b, s, 2, func(key []byte, s int) (int, error) {
+				e, err := skipValue(b, s, 3)
+				if err != nil {
+					return 0, err
+				}
 				switch string(key) {
 				case "content":
 					r.Content = compactContent(b[s:e])
@@ -378,12 +367,11 @@ func scanResults(b []byte) ([]Result, error) {
 				default:
 					err = folded(key, resultKeys)
 				}
-				return err
+				return e, err
 			})
 			out = append(out, r)
-			return err
+			return end, err
 		})
-		return err
 	})
 	if err != nil || skipSpace(b, end) != len(b) {
 		return nil, errScan

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -122,6 +123,48 @@ func TestSkipStringEveryPosition(t *testing.T) {
 			if (err == nil) != tt.ok || (tt.ok && end != len(b)-1) {
 				t.Errorf("%q: end %d err %v, want ok %v", b, end, err, tt.ok)
 			}
+		}
+	}
+}
+
+// TestSkipStringAgreesWithJSON proves the word-at-a-time string scan on
+// random strings dense in escapes (runs of backslashes, \u escapes across
+// word boundaries, several specials in one word): it accepts exactly what
+// encoding/json accepts as a string and ends where the string ends.
+func TestSkipStringAgreesWithJSON(t *testing.T) {
+	t.Parallel()
+	pieces := []string{"a", "é", `\"`, `\\`, `\n`, `\/`, `\u00e9`, `\u12`, `\x`, "\x01", `"`, `\`, "bcdefgh"}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		var b []byte
+		b = append(b, '"')
+		for range r.IntN(24) {
+			b = append(b, pieces[r.IntN(len(pieces))]...)
+		}
+		b = append(b, '"')
+		tail := len(b)
+		b = append(b, []byte(` "more"`)[:r.IntN(8)]...)
+		end, _, err := skipString(b, 0)
+		// The reference: the string's end is the first quote not escaped;
+		// encoding/json decides whether what is before it is a string.
+		want, escaped := -1, false
+		for i := 1; i < len(b); i++ {
+			switch {
+			case escaped:
+				escaped = false
+			case b[i] == '\\':
+				escaped = true
+			case b[i] == '"':
+				want = i + 1
+			}
+			if want >= 0 {
+				break
+			}
+		}
+		var str string
+		ok := want >= 0 && json.Unmarshal(b[:want], &str) == nil
+		if ok != (err == nil) || ok && end != want {
+			t.Fatalf("%q (string part %q): end %d err %v; want end %d ok %v", b, b[:tail], end, err, want, ok)
 		}
 	}
 }

@@ -19,11 +19,14 @@ import (
 type dedupe struct {
 	leaders   map[[16]byte]int64         // request key -> its leader row
 	followers map[int64][]records.Record // leader row -> rows waiting for its task
-	fresh     map[int64]uint64           // leader row -> the task of its result, since the last commit
+	// leader row -> the task of its result, since the last commit began
+	// (fresh) and in the commit in flight (committing), as for the owner's.
+	fresh, committing map[int64]uint64
 }
 
 func newDedupe() *dedupe {
-	return &dedupe{leaders: make(map[[16]byte]int64), followers: make(map[int64][]records.Record), fresh: make(map[int64]uint64)}
+	return &dedupe{leaders: make(map[[16]byte]int64), followers: make(map[int64][]records.Record),
+		fresh: make(map[int64]uint64), committing: make(map[int64]uint64)}
 }
 
 // leader returns the row that first asked what rec asks, making rec that
@@ -64,6 +67,9 @@ func (o *owner) dedupe(rec records.Record) (bool, error) {
 	}
 	id, ok := o.dd.fresh[lead]
 	if !ok {
+		id, ok = o.dd.committing[lead]
+	}
+	if !ok {
 		id, ok = o.st.ResultTask(lead)
 	}
 	if !ok {
@@ -102,17 +108,17 @@ func (o *owner) settle(lead int64, write func(f *records.Record) error) error {
 	return nil
 }
 
-// journal has the journal keep the tasks of the leaders' results written
-// since the last commit, for their duplicates in later sessions.
+// journal has the journal keep the tasks of the leaders' results of the
+// commit that just ended, for their duplicates in later sessions.
 func (d *dedupe) journal(j *checkpoint.Journal) error {
-	if len(d.fresh) == 0 {
+	if len(d.committing) == 0 {
 		return nil
 	}
-	ts := make([]checkpoint.Task, 0, len(d.fresh))
-	for row, id := range d.fresh {
+	ts := make([]checkpoint.Task, 0, len(d.committing))
+	for row, id := range d.committing {
 		ts = append(ts, checkpoint.Task{Row: row, TaskID: id})
 	}
-	clear(d.fresh)
+	clear(d.committing)
 	return j.TaskOf(ts)
 }
 

@@ -54,9 +54,11 @@ type owner struct {
 
 	stopRead, stopBatch, stopPoll context.CancelFunc
 
-	// fresh holds the rows finished since the last commit. A row is done
-	// when the journal's state says so or it is here: the one place.
-	fresh map[int64]checkpoint.Outcome
+	// fresh holds the rows finished since the last commit began, and
+	// committing those of the commit in flight (see commitStart). A row is
+	// done when the journal's state says so or it is in one of them.
+	fresh, committing map[int64]checkpoint.Outcome
+	inCommit          bool
 	// polling holds the rows whose task the poller watches.
 	polling map[int64]watched
 
@@ -105,15 +107,16 @@ func newOwner(cfg *Config, j *checkpoint.Journal, w *results.Writer, api *counte
 		// Unbuffered: a batch the API accepted waits in the batcher until
 		// the owner takes it to the journal, so no more accepted batches
 		// than the POSTs in flight can be unjournaled at a crash.
-		batches: make(chan batcher.Event),
-		polls:   make(chan poller.Event, 1024),
-		rows:    make(chan batcher.Item),
-		again:   make(chan []batcher.Item),
-		hold:    make(chan bool),
-		fresh:   make(map[int64]checkpoint.Outcome),
-		recheck: make(map[int64]bool),
-		polling: make(map[int64]watched),
-		total:   -1,
+		batches:    make(chan batcher.Event),
+		polls:      make(chan poller.Event, 1024),
+		rows:       make(chan batcher.Item),
+		again:      make(chan []batcher.Item),
+		hold:       make(chan bool),
+		fresh:      make(map[int64]checkpoint.Outcome),
+		committing: make(map[int64]checkpoint.Outcome),
+		recheck:    make(map[int64]bool),
+		polling:    make(map[int64]watched),
+		total:      -1,
 	}
 	if cfg.Dedupe {
 		o.dd = newDedupe()
@@ -129,10 +132,13 @@ func newOwner(cfg *Config, j *checkpoint.Journal, w *results.Writer, api *counte
 
 func (o *owner) done(row int64) bool {
 	_, fresh := o.fresh[row]
-	return fresh || o.st.Done(row)
+	_, committing := o.committing[row]
+	return fresh || committing || o.st.Done(row)
 }
 
-func (o *owner) doneCount() int64 { return o.st.DoneCount() + int64(len(o.fresh)) }
+func (o *owner) doneCount() int64 {
+	return o.st.DoneCount() + int64(len(o.fresh)) + int64(len(o.committing))
+}
 
 func (o *owner) mark(out checkpoint.Outcome, row int64) {
 	o.fresh[row] = out
@@ -215,12 +221,23 @@ func (o *owner) loop(ctx context.Context, errs <-chan error, quiet <-chan struct
 		if len(o.toSubmit) > 0 {
 			readsIn = nil
 		}
+		// Results wait in the poller while the output files' goroutines
+		// are behind, so that the owner never waits on them: the rows
+		// go on to the batcher at the API's pace meanwhile.
+		pollsIn := o.polls
+		caughtUp := o.w.Backlogged()
+		if caughtUp != nil {
+			pollsIn = nil
+		}
 
 		select {
 		case e := <-o.batches:
 			fail(o.batched(e))
-		case e := <-o.polls:
+		case e := <-pollsIn:
 			fail(o.polled(e))
+		case <-caughtUp:
+		case c := <-o.w.Committed():
+			fail(o.commitEnd(c))
 		case e, ok := <-readsIn:
 			if !ok {
 				reads = nil
@@ -236,7 +253,7 @@ func (o *owner) loop(ctx context.Context, errs <-chan error, quiet <-chan struct
 		case holdOut <- holdWant:
 			o.holdSent = holdWant
 		case <-tick.C:
-			fail(o.commit())
+			fail(o.commitStart())
 		case err := <-errs:
 			fail(err)
 		case <-sigs:
@@ -651,15 +668,48 @@ func (o *owner) result(rec *records.Record, t *poller.Task, e poller.Event, dupO
 // commit makes the lines written since the last commit durable, then has
 // the journal vouch for them: outputs first, journal second.
 func (o *owner) commit() error {
-	if len(o.fresh) == 0 {
+	if o.inCommit {
+		if err := o.commitEnd(<-o.w.Committed()); err != nil {
+			return err
+		}
+	}
+	if err := o.commitStart(); err != nil || !o.inCommit {
+		return err
+	}
+	return o.commitEnd(<-o.w.Committed())
+}
+
+// commitStart begins the group commit of the rows finished since the last
+// one, if none is in flight: the output files are synced by their
+// goroutines while the owner goes on, and commitEnd has the journal vouch
+// for the rows once they are durable. The rows written meanwhile are past
+// the sizes this commit vouches for: a crash before the next commit cuts
+// them off.
+func (o *owner) commitStart() error {
+	if o.inCommit || len(o.fresh) == 0 {
 		return nil
 	}
-	off, err := o.w.Commit()
+	if err := o.w.CommitStart(); err != nil {
+		return err
+	}
+	o.fresh, o.committing = o.committing, o.fresh
+	if o.dd != nil {
+		o.dd.fresh, o.dd.committing = o.dd.committing, o.dd.fresh
+	}
+	o.inCommit = true
+	return nil
+}
+
+// commitEnd records in the journal, and syncs, the rows of the commit that
+// just ended.
+func (o *owner) commitEnd(c results.Commit) error {
+	o.inCommit = false
+	off, err := o.w.CommitEnd(c)
 	if err != nil {
 		return err
 	}
 	var by [3][]int64
-	for row, out := range o.fresh {
+	for row, out := range o.committing {
 		i := int(out - checkpoint.OutcomeResult)
 		by[i] = append(by[i], row)
 	}
@@ -672,7 +722,7 @@ func (o *owner) commit() error {
 			return fmt.Errorf("checkpoint: %w", err)
 		}
 	}
-	clear(o.fresh)
+	clear(o.committing)
 	if o.dd != nil {
 		if err := o.dd.journal(o.j); err != nil {
 			return fmt.Errorf("checkpoint: %w", err)

@@ -136,6 +136,10 @@ type Writer struct {
 	content *contentWriter // nil without ContentDir
 	line    []byte
 	err     error
+
+	committing bool        // a commit is in flight (CommitStart)
+	committed  chan Commit // its outcome
+	caughtUp   chan struct{}
 }
 
 // Open creates dir if needed and opens the output files for appending, cut
@@ -151,13 +155,13 @@ func Open(dir string, opt Options, at checkpoint.Offsets) (*Writer, error) {
 	if err := durable.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("create output directory: %w", err)
 	}
-	w := &Writer{opt: opt}
+	w := &Writer{opt: opt, committed: make(chan Commit, 1), caughtUp: make(chan struct{}, 1)}
 	for i, base := range [3]string{"results", "failed", "rejects"} {
 		size, part, rotate := [3]int64{at.Results, at.Failed, at.Rejects}[i], int64(0), int64(0)
 		if i == 0 {
 			part, rotate = at.Part, opt.RotateSize
 		}
-		s, err := openSink(dir, base, opt.Compress, rotate, part, size)
+		s, err := openSink(dir, base, opt.Compress, rotate, part, size, w.caughtUp)
 		if err != nil {
 			w.Close()
 			return nil, err
@@ -360,35 +364,95 @@ func appendRow(b []byte, r *Row) []byte {
 
 // Commit makes everything written so far durable (content files written
 // and fsynced with their directories, compressed streams ended, files
-// flushed and fsynced) and returns the file sizes reached. After an error,
-// every later Commit returns it.
+// flushed and fsynced) and returns the file sizes reached: CommitStart,
+// then CommitEnd. After an error, every later Commit returns it.
 func (w *Writer) Commit() (checkpoint.Offsets, error) {
+	if err := w.CommitStart(); err != nil {
+		return checkpoint.Offsets{}, err
+	}
+	return w.CommitEnd(<-w.Committed())
+}
+
+// Commit is the outcome of a commit begun by CommitStart.
+type Commit struct {
+	used    [3]bool
+	replies [3]sinkReply
+}
+
+// CommitStart begins a commit of everything written so far (the group
+// commit): content files are synced first, then each file's goroutine
+// flushes and fsyncs what it was sent up to here, while the caller goes on
+// writing. The outcome arrives on Committed, for CommitEnd. One commit is
+// in flight at a time.
+func (w *Writer) CommitStart() error {
 	if w.err != nil {
-		return checkpoint.Offsets{}, w.err
+		return w.err
+	}
+	if w.committing {
+		panic("results: CommitStart while a commit is in flight")
 	}
 	if w.content != nil {
 		if err := w.content.commit(w); err != nil {
 			w.err = err
-			return checkpoint.Offsets{}, err
+			return err
 		}
 	}
-	for _, s := range w.files {
+	var c Commit
+	for i, s := range w.files {
 		if s.used {
 			s.commitStart()
+			s.used = false // until written again
+			c.used[i] = true
 		}
 	}
-	for _, s := range w.files {
-		if !s.used {
+	w.committing = true
+	go func() {
+		for i, s := range w.files {
+			if c.used[i] {
+				c.replies[i] = <-s.out
+			}
+		}
+		w.committed <- c
+	}()
+	return nil
+}
+
+// Committed delivers the outcome of the commit in flight.
+func (w *Writer) Committed() <-chan Commit { return w.committed }
+
+// CommitEnd takes the outcome of the commit in flight and returns the
+// sizes it made durable.
+func (w *Writer) CommitEnd(c Commit) (checkpoint.Offsets, error) {
+	w.committing = false
+	for i, s := range w.files {
+		if !c.used[i] {
 			continue
 		}
-		if r := s.commitEnd(); r.err != nil && w.err == nil {
-			w.err = r.err
+		if r := c.replies[i]; r.err != nil {
+			if w.err == nil {
+				w.err = r.err
+			}
+		} else {
+			s.last = r
 		}
 	}
 	if w.err != nil {
 		return checkpoint.Offsets{}, w.err
 	}
 	return w.Offsets(), nil
+}
+
+// Backlogged returns nil while the files' goroutines keep up with what
+// they are sent; else a channel that is ready when they may have caught up.
+// The caller holds back what it would write meanwhile, so that it never
+// waits on them itself.
+func (w *Writer) Backlogged() <-chan struct{} {
+	for _, s := range w.files {
+		if s.queued.Load() > maxQueued {
+			return w.caughtUp
+		}
+	}
+	return nil
 }
 
 // Offsets returns the file sizes at the last Commit.
@@ -399,6 +463,9 @@ func (w *Writer) Offsets() checkpoint.Offsets {
 
 // Close commits and closes the files.
 func (w *Writer) Close() error {
+	if w.committing {
+		w.CommitEnd(<-w.committed)
+	}
 	first := w.err
 	used := w.content != nil && len(w.content.fifo) > 0
 	for _, s := range w.files {

@@ -183,3 +183,56 @@ func gzOpt(compress bool) Options {
 	}
 	return Options{}
 }
+
+// TestCommitInFlight proves the group commit vouches for what was written
+// before CommitStart and nothing written while it is in flight, in every
+// codec; and that the bytes queued for the files' goroutines are counted
+// back to zero (else the owner, which holds results back while the writer
+// is backlogged, would wait forever).
+func TestCommitInFlight(t *testing.T) {
+	t.Parallel()
+	page := []Page{{Content: []byte(`"` + strings.Repeat("<p>lorem ipsum</p>", 3000) + `"`)}} // 54 KB
+	for _, codec := range []string{"", Gzip, Zstd} {
+		dir := t.TempDir()
+		w, err := Open(dir, Options{Compress: codec}, checkpoint.Offsets{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for row := range int64(100) { // several chunks
+			must(t, w.Result(&Result{Row: Row{Row: row, Line: row + 1}, Pages: page}))
+		}
+		must(t, w.CommitStart())
+		must(t, w.Result(&Result{Row: Row{Row: 100, Line: 101}, Pages: page}))
+		off, err := w.CommitEnd(<-w.Committed())
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, err := w.Commit()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range w.files {
+			if n := s.queued.Load(); n != 0 {
+				t.Errorf("codec %q: %s: %d bytes still counted as queued", codec, s.base, n)
+			}
+		}
+		if w.Backlogged() != nil {
+			t.Errorf("codec %q: backlogged after every commit", codec)
+		}
+		must(t, w.Close())
+
+		path := filepath.Join(dir, ResultsFile+Ext(codec))
+		if got := len(linesOf(t, decompress(t, path))); got != 101 {
+			t.Fatalf("codec %q: %d lines, want 101", codec, got)
+		}
+		// Cut back to the first commit: the line written during it goes.
+		w, err = Open(dir, Options{Compress: codec}, off)
+		if err != nil {
+			t.Fatal(err)
+		}
+		must(t, w.Close())
+		if got := len(linesOf(t, decompress(t, path))); got != 100 || off.Results >= all.Results {
+			t.Fatalf("codec %q: %d lines at the first commit's size %d (all: %d), want 100", codec, got, off.Results, all.Results)
+		}
+	}
+}

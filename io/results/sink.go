@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -42,6 +43,12 @@ func Ext(codec string) string {
 // them to the file's writer goroutine: large enough that the hand-over
 // costs nothing, small enough to keep a few in flight.
 const chunkSize = 1 << 20
+
+// maxQueued is how many bytes sent to a file's goroutine may wait to be
+// compressed and written before the writer is backlogged (see
+// Writer.Backlogged): a few dozen chunks, so that a wave of results keeps
+// every core compressing, and the sender never blocks on the channel.
+const maxQueued = 32 * chunkSize
 
 // encoder is a compressed stream: gzip members and zstd frames both end
 // with Close and start again on Reset, and concatenated they decompress as
@@ -81,6 +88,11 @@ type sink struct {
 	out  chan sinkReply
 	free chan []byte
 	last sinkReply // at the last commit
+
+	// Both sides: bytes sent and not yet written; below maxQueued again,
+	// the goroutine signals caughtUp.
+	queued   atomic.Int64
+	caughtUp chan<- struct{}
 
 	// Goroutine side, after start.
 	dir, base string // base: "results", "failed", "rejects"
@@ -125,8 +137,8 @@ func (s *sink) name(n int64) string {
 // to it; with rotation, parts after part are removed (nothing in them is
 // vouched for). A compressed file that is empty gets an empty stream, so
 // that it decompresses.
-func openSink(dir, base, codec string, rotate, part, size int64) (*sink, error) {
-	s := &sink{dir: dir, base: base, codec: codec, rotate: rotate, part: part}
+func openSink(dir, base, codec string, rotate, part, size int64, caughtUp chan<- struct{}) (*sink, error) {
+	s := &sink{dir: dir, base: base, codec: codec, rotate: rotate, part: part, caughtUp: caughtUp}
 	if rotate > 0 && part == 0 && size == 0 {
 		// A new rotated job starts at part 1; a results.jsonl of an earlier
 		// run that vouched for nothing goes.
@@ -173,9 +185,11 @@ func openSink(dir, base, codec string, rotate, part, size int64) (*sink, error) 
 		s.zstd, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
 			zstd.WithEncoderConcurrency(compressors)) // valid options
 	}
-	s.in = make(chan sinkMsg, 4)
+	// Room for every chunk maxQueued allows and the commits between them:
+	// the sender holds back before it would block.
+	s.in = make(chan sinkMsg, 2*maxQueued/chunkSize+4)
 	s.out = make(chan sinkReply)
-	s.free = make(chan []byte, 6)
+	s.free = make(chan []byte, maxQueued/chunkSize+2*compressors+2)
 	go s.run()
 	return s, nil
 }
@@ -193,6 +207,7 @@ func (s *sink) send() {
 	if len(s.cur) == 0 {
 		return
 	}
+	s.queued.Add(int64(len(s.cur)))
 	s.in <- sinkMsg{data: s.cur}
 	select {
 	case b := <-s.free:
@@ -202,20 +217,11 @@ func (s *sink) send() {
 	}
 }
 
-// commitStart sends what is queued and asks for a commit; commitEnd waits
-// for it. Apart, so that the files of a commit are fsynced together.
+// commitStart sends what is gathered and asks for a commit, whose reply
+// comes on out (see Writer.CommitStart).
 func (s *sink) commitStart() {
 	s.send()
 	s.in <- sinkMsg{commit: true}
-}
-
-func (s *sink) commitEnd() sinkReply {
-	r := <-s.out
-	if r.err == nil {
-		s.used = false
-		s.last = r
-	}
-	return r
 }
 
 // close stops the goroutine and closes the file; a commit first is the
@@ -250,7 +256,14 @@ func (s *sink) run() {
 	s.writeFrames(true)
 }
 
+// recycle takes back a chunk that is written (or dropped after an error).
 func (s *sink) recycle(b []byte) {
+	if n := s.queued.Add(-int64(len(b))); n <= maxQueued && n+int64(len(b)) > maxQueued {
+		select {
+		case s.caughtUp <- struct{}{}:
+		default:
+		}
+	}
 	select {
 	case s.free <- b:
 	default:

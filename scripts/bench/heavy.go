@@ -54,9 +54,10 @@ type heavyResult struct {
 	FetchRatio  float64 `json:"ratio_last_fetch_to_api_last_completion"`
 	APIMakespan float64 `json:"api_makespan_seconds"`
 	// IdealRatio is the tool's last result over the API's makespan had
-	// every batch gone out at the batch interval: (batches − 1) × interval
-	// + the task delay. A tool that falls behind also delays its own
-	// submissions, which stretches the API's makespan and flatters Ratio.
+	// every batch gone out full at the batch interval: (⌈rows / 3000⌉ − 1)
+	// × interval + the task delay. A tool that falls behind may also send
+	// its batches later or less full, which stretches the API's makespan
+	// and flatters Ratio.
 	IdealMakespan float64 `json:"ideal_api_makespan_seconds"`
 	IdealRatio    float64 `json:"ratio_last_result_to_ideal_api_makespan"`
 	Wall          float64 `json:"wall_seconds"`
@@ -102,7 +103,8 @@ func runHeavy(ctx context.Context, o *options, bin, tmp, input string, urls []st
 			h.FetchRatio = res.LastFetchMakespan / res.APIMakespan
 		}
 		if d, err := sandbox.ParseDelay(o.delay); err == nil && d.Kind == sandbox.Fixed {
-			h.IdealMakespan = (time.Duration(res.Batches-1)*o.batchInterval + d.Fixed).Seconds()
+			full := (o.rows + batchItems - 1) / batchItems // batches at full pace
+			h.IdealMakespan = (time.Duration(full-1)*o.batchInterval + d.Fixed).Seconds()
 			h.IdealRatio = res.Makespan / h.IdealMakespan
 		}
 		h.MachineBusy, h.MachineIOWait = res.cpu1.share(res.cpu0)

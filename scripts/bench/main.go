@@ -573,11 +573,12 @@ func runTool(ctx context.Context, o *options, bin, tmp, endpoint, input string, 
 }
 
 // toolEnv is the environment without the user's Decodo settings, with the
-// bench token and the sandbox as endpoint.
+// bench token and the sandbox as endpoint. DECODO_BATCH_CPUPROFILE is kept:
+// it profiles the tool's run.
 func toolEnv(endpoint string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "DECODO_") {
+		if !strings.HasPrefix(kv, "DECODO_") || strings.HasPrefix(kv, "DECODO_BATCH_CPUPROFILE=") {
 			env = append(env, kv)
 		}
 	}
