@@ -115,6 +115,8 @@ type contentWriter struct {
 	wg   sync.WaitGroup
 	fifo []*contentJob
 
+	caughtUp chan<- struct{} // signalled as each job is done (see Writer.Backlogged)
+
 	mu    sync.Mutex
 	known map[string]bool     // directories that exist
 	dirty map[string]struct{} // directories with new names since the last commit
@@ -130,7 +132,7 @@ type contentJob struct {
 // openContent creates dir/content and removes every content file whose
 // row done does not vouch for (written after the last commit of a run
 // that was killed), with the directories' syncs.
-func openContent(dir string, done func(int64) bool) (*contentWriter, error) {
+func openContent(dir string, done func(int64) bool, caughtUp chan<- struct{}) (*contentWriter, error) {
 	root := filepath.Join(dir, ContentDirName)
 	if err := durable.MkdirAll(root); err != nil {
 		return nil, fmt.Errorf("create content directory: %w", err)
@@ -141,7 +143,7 @@ func openContent(dir string, done func(int64) bool) (*contentWriter, error) {
 	if err := sweep(root, done); err != nil {
 		return nil, err
 	}
-	c := &contentWriter{dir: dir, jobs: make(chan *contentJob, 64),
+	c := &contentWriter{dir: dir, jobs: make(chan *contentJob, 64), caughtUp: caughtUp,
 		known: make(map[string]bool), dirty: make(map[string]struct{})}
 	// Writing a file is mostly waiting for its fsync: more goroutines than
 	// cores keep the disk busy.
@@ -321,6 +323,10 @@ func (c *contentWriter) work() {
 		}
 		j.r.Pages = nil // the contents are on disk: let them go
 		close(j.done)
+		select {
+		case c.caughtUp <- struct{}{}:
+		default:
+		}
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/decodo-batch/decodo-batch/io/checkpoint"
+	"github.com/decodo-batch/decodo-batch/io/durable"
 )
 
 // decompress returns the whole content of an output file, failing the
@@ -368,5 +369,59 @@ func TestParseSize(t *testing.T) {
 		if back, err := ParseSize(FormatSize(got)); err != nil || back != got {
 			t.Errorf("FormatSize(%d) = %q does not read back", got, FormatSize(got))
 		}
+	}
+}
+
+// TestContentBacklogged proves the writer says it is backlogged once its
+// queue of content files is full, before a Result would wait, and that it
+// is ready again, through the channel it returned, once files are written.
+// Not parallel: it holds every content file's fsync through the hook.
+func TestContentBacklogged(t *testing.T) {
+	dir := t.TempDir()
+	release := make(chan struct{})
+	restore := durable.SetHook(func(path string, isDir bool) error {
+		if !isDir && strings.Contains(path, ContentDirName) {
+			<-release
+		}
+		return nil
+	})
+	defer restore()
+	w, err := Open(dir, Options{ContentDir: true}, checkpoint.Offsets{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var row int64
+	for ; w.Backlogged() == nil; row++ {
+		if row > 200 {
+			t.Fatal("never backlogged with every fsync held")
+		}
+		wrote := make(chan error, 1)
+		go func() {
+			wrote <- w.Result(&Result{Row: Row{Row: row, Line: row + 1}, Pages: []Page{{Content: []byte(`"<p>x</p>"`)}}})
+		}()
+		select {
+		case err := <-wrote:
+			must(t, err)
+		case <-time.After(10 * time.Second):
+			close(release)
+			t.Fatalf("Result %d waited for the content files: the writer did not say it was backlogged", row)
+		}
+	}
+	if row < 64 {
+		t.Errorf("backlogged after %d files, before its queue of 64 was full", row)
+	}
+	ready := w.Backlogged()
+	close(release)
+	<-ready
+	for w.Backlogged() != nil {
+		<-w.Backlogged()
+	}
+	off, err := w.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, w.Close())
+	if lines := linesOf(t, decompress(t, filepath.Join(dir, ResultsFile))); int64(len(lines)) != row || off.Results == 0 {
+		t.Fatalf("%d lines for %d results", len(lines), row)
 	}
 }

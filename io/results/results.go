@@ -169,7 +169,7 @@ func Open(dir string, opt Options, at checkpoint.Offsets) (*Writer, error) {
 		w.files[i] = s
 	}
 	if opt.ContentDir {
-		c, err := openContent(dir, opt.Done)
+		c, err := openContent(dir, opt.Done, w.caughtUp)
 		if err != nil {
 			w.Close()
 			return nil, err
@@ -442,11 +442,19 @@ func (w *Writer) CommitEnd(c Commit) (checkpoint.Offsets, error) {
 	return w.Offsets(), nil
 }
 
-// Backlogged returns nil while the files' goroutines keep up with what
-// they are sent; else a channel that is ready when they may have caught up.
+// Backlogged returns nil while the files' goroutines (and the content
+// files' pool) keep up with what they are sent; else a channel that is
+// ready when they may have caught up.
 // The caller holds back what it would write meanwhile, so that it never
 // waits on them itself.
 func (w *Writer) Backlogged() <-chan struct{} {
+	if c := w.content; c != nil {
+		// Lines of the files written go out first; a full queue of
+		// files would make Result wait.
+		if c.drain(w, false) == nil && len(c.fifo) >= cap(c.jobs) {
+			return w.caughtUp
+		}
+	}
 	for _, s := range w.files {
 		if s.queued.Load() > maxQueued {
 			return w.caughtUp
