@@ -13,6 +13,7 @@ import (
 
 	"github.com/decodo-batch/decodo-batch/decodo/sandbox"
 	"github.com/decodo-batch/decodo-batch/io/checkpoint"
+	"github.com/decodo-batch/decodo-batch/job"
 )
 
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -258,5 +259,18 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	}
 	if code, stdout, _ := runCLI(t, "version"); code != exitOK || !strings.HasPrefix(stdout, "decodo-batch ") || strings.TrimSpace(stdout) == "decodo-batch" {
 		t.Errorf("version: exit %d, %q", code, stdout)
+	}
+}
+
+// TestSummaryNamesCompressedFiles proves the closing line points at the
+// files as they are named on disk, with the codec's extension.
+func TestSummaryNamesCompressedFiles(t *testing.T) {
+	t.Parallel()
+	for ext, want := range map[string]string{"": "see out/failed.jsonl and out/rejects.jsonl\n", ".zst": "see out/failed.jsonl.zst and out/rejects.jsonl.zst\n"} {
+		var b bytes.Buffer
+		printSummary(&b, &job.Summary{Rows: 3, Results: 1, Failed: 1, Rejected: 1}, "out", ext)
+		if !strings.HasSuffix(b.String(), want) {
+			t.Errorf("codec %q: %q, want it to end with %q", ext, b.String(), want)
+		}
 	}
 }

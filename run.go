@@ -28,6 +28,7 @@ import (
 	"github.com/decodo-batch/decodo-batch/decodo/sandbox"
 	"github.com/decodo-batch/decodo-batch/io/checkpoint"
 	"github.com/decodo-batch/decodo-batch/io/records"
+	"github.com/decodo-batch/decodo-batch/io/results"
 	"github.com/decodo-batch/decodo-batch/job"
 	"github.com/decodo-batch/decodo-batch/poller"
 )
@@ -284,7 +285,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 		if f.logFormat == "json" {
 			logSummary(log, sum, f.out)
 		} else {
-			printSummary(stderr, sum, f.out)
+			printSummary(stderr, sum, f.out, results.Ext(f.compress.codec))
 		}
 	}
 	return err
@@ -405,7 +406,9 @@ func loadToken(file string) (string, error) {
 	return "", errors.New("no API token: set DECODO_TOKEN (the Basic token from the Decodo dashboard), or DECODO_USERNAME and DECODO_PASSWORD, or use --token-file; or try --sandbox")
 }
 
-func printSummary(w io.Writer, s *job.Summary, out string) {
+// printSummary prints the closing lines; ext is the output files' codec
+// extension ("", ".gz", ".zst").
+func printSummary(w io.Writer, s *job.Summary, out, ext string) {
 	rows := "?"
 	if s.Rows >= 0 {
 		rows = fmt.Sprint(s.Rows)
@@ -428,10 +431,10 @@ func printSummary(w io.Writer, s *job.Summary, out string) {
 	}
 	var see []string
 	if s.Failed > 0 {
-		see = append(see, filepath.Join(out, "failed.jsonl"))
+		see = append(see, filepath.Join(out, results.FailedFile+ext))
 	}
 	if s.Rejected > 0 {
-		see = append(see, filepath.Join(out, "rejects.jsonl"))
+		see = append(see, filepath.Join(out, results.RejectsFile+ext))
 	}
 	if len(see) > 0 {
 		fmt.Fprintf(w, "decodo-batch: see %s\n", strings.Join(see, " and "))
