@@ -209,6 +209,9 @@ func eachField(b []byte, i, depth int, fn func(key []byte, start int) (end int, 
 			return 0, errScan
 		}
 		i = skipSpace(b, i+1)
+		if i >= len(b) {
+			return 0, errScan // fn may read b[i]
+		}
 		end, err := fn(key, i)
 		if err != nil {
 			return 0, err
@@ -234,6 +237,9 @@ func eachElem(b []byte, i, depth int, fn func(start int) (end int, err error)) (
 		return i + 1, nil
 	}
 	for {
+		if i >= len(b) {
+			return 0, errScan // fn may read b[i]
+		}
 		end, err := fn(i)
 		if err != nil {
 			return 0, err
@@ -327,6 +333,7 @@ func scanResults(b []byte) ([]Result, error) {
 			}
 			return skipValue(b, s, 1)
 		}
+		out = out[:0] // a repeated key: the last one counts, as for encoding/json
 		if b[s] == 'n' {
 			return literal(b, s, "null")
 		}
@@ -334,7 +341,7 @@ func scanResults(b []byte) ([]Result, error) {
 			return 0, errScan
 		}
 		return eachElem(b, s, 1, func(s int) (int, error) {
-			if s >= len(b) || b[s] != '{' {
+			if b[s] != '{' {
 				return 0, errScan
 			}
 			var r Result

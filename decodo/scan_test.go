@@ -40,6 +40,10 @@ var scanSeeds = []string{
 	`{"results":[{"task_id":true}]}`,
 	"{\"results\":[{\"headers\":{\n \"a\": \"b\"},\"cookies\":[ {\"key\":\"k\", \"value\":\"v\"} ],\"content\":\"x\"},{\"headers\":null,\"cookies\":[]}]}",
 	`{"results":[{"Headers":{"folded":true}}]}`,
+	`{"results":`,  // cut off after the key: refused, not a panic
+	`{"results": `, // likewise
+	`{"results":[{"content":1}],"results":[{"content":2}]}`, // the last key counts, as for encoding/json
+	`{"results":[{"content":1}],"results":null}`,
 }
 
 // FuzzScan proves the fast reader of results agrees with encoding/json:

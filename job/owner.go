@@ -222,8 +222,9 @@ func (o *owner) loop(ctx context.Context, errs <-chan error, quiet <-chan struct
 			readsIn = nil
 		}
 		// Results wait in the poller while the output files' goroutines
-		// are behind, so that the owner never waits on them: the rows
-		// go on to the batcher at the API's pace meanwhile.
+		// are behind, so that the owner seldom waits on them: the rows go
+		// on to the batcher at the API's pace meanwhile. (It still waits
+		// for the content files at each commit with --content-dir.)
 		pollsIn := o.polls
 		caughtUp := o.w.Backlogged()
 		if caughtUp != nil {
@@ -470,9 +471,15 @@ func (o *owner) polled(e poller.Event) error {
 		if e.Lost == "" {
 			return o.result(&rec, t, e, w.dupOf)
 		}
-		// The earlier row's task is gone: this row gets its own, and
-		// leads the rows after it. (Through resubmit: the rows channel
-		// may be closed, the input having ended.)
+		// The earlier row's task is gone. If another of its followers
+		// found out first, it leads now: follow it. Else this row gets
+		// its own task, and leads the rows after it. (Through resubmit:
+		// the rows channel may be closed, the input having ended.)
+		if o.dd.leader(&rec, false) != w.dupOf {
+			if took, err := o.dedupe(rec); took || err != nil {
+				return err
+			}
+		}
 		o.dd.leader(&rec, true)
 		if !o.canPay() {
 			return o.overBudget(&rec, 0, "")

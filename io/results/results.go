@@ -463,13 +463,14 @@ func (w *Writer) Backlogged() <-chan struct{} {
 	return nil
 }
 
-// Offsets returns the file sizes at the last Commit.
+// Offsets returns the file sizes at the last commit's end.
 func (w *Writer) Offsets() checkpoint.Offsets {
 	r := w.files[0].last
 	return checkpoint.Offsets{Results: r.size, Part: r.part, Failed: w.files[1].last.size, Rejects: w.files[2].last.size}
 }
 
-// Close commits and closes the files.
+// Close ends a commit in flight, commits what was written since, and
+// closes the files.
 func (w *Writer) Close() error {
 	if w.committing {
 		w.CommitEnd(<-w.committed)

@@ -83,7 +83,7 @@ func newEncoder(codec string) encoder {
 type sink struct {
 	// Owner side.
 	cur  []byte
-	used bool // written since the last commit
+	used bool // written since the last CommitStart
 	in   chan sinkMsg
 	out  chan sinkReply
 	free chan []byte
@@ -102,8 +102,7 @@ type sink struct {
 	f         *os.File
 	size      int64 // bytes written to f
 	bw        *bufio.Writer
-	enc       encoder // nil: plain; else it writes the empty stream
-	open      bool    // enc holds an open stream
+	enc       encoder // nil: plain; else it writes a new file's empty stream
 	err       error
 
 	// Compressed files: chunks are compressed in parallel (see frame).
@@ -171,7 +170,7 @@ func openSink(dir, base, codec string, rotate, part, size int64, caughtUp chan<-
 	s.bw = bufio.NewWriterSize(countWriter{f: f, n: &s.size}, 256<<10)
 	s.enc = newEncoder(codec)
 	if s.enc != nil && size == 0 {
-		if err := s.endStream(true); err == nil {
+		if err := s.emptyStream(); err == nil {
 			err = s.flushSync()
 		}
 		if err != nil {
@@ -186,10 +185,12 @@ func openSink(dir, base, codec string, rotate, part, size int64, caughtUp chan<-
 			zstd.WithEncoderConcurrency(compressors)) // valid options
 	}
 	// Room for every chunk maxQueued allows and the commits between them:
-	// the sender holds back before it would block.
+	// the owner holds results back before it would block here (but for
+	// one event that writes many lines, such as a leader's followers).
+	// Half as many chunks are kept for reuse: 16 MB at most, past a burst.
 	s.in = make(chan sinkMsg, 2*maxQueued/chunkSize+4)
 	s.out = make(chan sinkReply)
-	s.free = make(chan []byte, maxQueued/chunkSize+2*compressors+2)
+	s.free = make(chan []byte, maxQueued/chunkSize/2)
 	go s.run()
 	return s, nil
 }
@@ -239,9 +240,7 @@ func (s *sink) run() {
 		case m.commit:
 			s.writeFrames(true)
 			if s.err == nil {
-				if err := s.endStream(false); err == nil {
-					s.flushSync()
-				}
+				s.flushSync()
 			}
 			s.out <- sinkReply{size: s.size, part: s.part, err: s.err}
 		case s.enc != nil && s.err == nil:
@@ -364,31 +363,15 @@ func (s *sink) writeData(b []byte) {
 			return
 		}
 	}
-	var err error
-	if s.enc != nil {
-		if !s.open {
-			s.enc.Reset(s.bw)
-			s.open = true
-		}
-		_, err = s.enc.Write(b)
-	} else {
-		_, err = s.bw.Write(b)
-	}
-	if err != nil {
+	if _, err := s.bw.Write(b); err != nil {
 		s.fail("write", err)
 	}
 }
 
-// endStream ends the open compressed stream (or, with empty, writes a
-// whole empty one).
-func (s *sink) endStream(empty bool) error {
-	if s.enc == nil || !(s.open || empty) {
-		return nil
-	}
-	if !s.open {
-		s.enc.Reset(s.bw)
-	}
-	s.open = false
+// emptyStream writes a whole compressed stream of nothing, so that a file
+// without a line still decompresses.
+func (s *sink) emptyStream() error {
+	s.enc.Reset(s.bw)
 	if err := s.enc.Close(); err != nil {
 		return s.fail("write", err)
 	}
@@ -409,7 +392,7 @@ func (s *sink) flushSync() error {
 // The journal still vouches for the old part until the next commit; a
 // crash in between cuts the old part back and removes the new one.
 func (s *sink) nextPart() error {
-	if s.endStream(false) != nil || s.flushSync() != nil {
+	if s.flushSync() != nil {
 		return s.err
 	}
 	if err := s.f.Close(); err != nil {
