@@ -236,3 +236,55 @@ func TestCommitInFlight(t *testing.T) {
 		}
 	}
 }
+
+// TestWritesGoOnDuringFsync proves a commit's fsync does not hold up the
+// lines written after it: they reach the file while the fsync is held,
+// and the commit vouches for the size before them. Not parallel: it holds
+// the fsync of results.jsonl through the hook.
+func TestWritesGoOnDuringFsync(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, ResultsFile)
+	held, release := make(chan struct{}), make(chan struct{})
+	restore := durable.SetHook(func(p string, isDir bool) error {
+		if p == path {
+			select {
+			case held <- struct{}{}:
+				<-release
+			default: // the first commit's only
+			}
+		}
+		return nil
+	})
+	defer restore()
+	w, err := Open(dir, Options{}, checkpoint.Offsets{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := []Page{{Content: []byte(`"` + strings.Repeat("x", 100_000) + `"`)}}
+	must(t, w.Result(&Result{Row: Row{Row: 0, Line: 1}, Pages: page}))
+	must(t, w.CommitStart())
+	<-held
+	st, _ := os.Stat(path)
+	at := st.Size()
+	for row := int64(1); row <= 40; row++ { // 4 MB: several chunks
+		must(t, w.Result(&Result{Row: Row{Row: row, Line: row + 1}, Pages: page}))
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if st, _ := os.Stat(path); st.Size() > at {
+			break
+		}
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatalf("the lines after the commit waited for its fsync: %s stayed at %d bytes", path, at)
+		}
+	}
+	close(release)
+	off, err := w.CommitEnd(<-w.Committed())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off.Results != at {
+		t.Errorf("the commit vouches for %d bytes, want %d (the size at its start)", off.Results, at)
+	}
+	must(t, w.Close())
+}

@@ -102,7 +102,9 @@ type sink struct {
 	f         *os.File
 	size      int64 // bytes written to f
 	bw        *bufio.Writer
-	enc       encoder // nil: plain; else it writes a new file's empty stream
+	enc       encoder    // nil: plain; else it writes a new file's empty stream
+	syncing   chan error // the commit's fsync in flight, or nil
+	pending   sinkReply  // its reply
 	err       error
 
 	// Compressed files: chunks are compressed in parallel (see frame).
@@ -233,26 +235,62 @@ func (s *sink) close() error {
 	return s.f.Close()
 }
 
+// run writes what the owner sends, in order. A commit flushes what came
+// before it, then fsyncs on a goroutine of its own while the writes that
+// follow go on (the disk writes one while the page cache takes the other);
+// the reply, with the size flushed, goes out when the fsync has ended.
+// One fsync is in flight at a time: the owner starts no commit before the
+// last one's reply.
 func (s *sink) run() {
 	defer func() { s.out <- sinkReply{} }()
-	for m := range s.in {
-		switch {
-		case m.commit:
-			s.writeFrames(true)
-			if s.err == nil {
-				s.flushSync()
+	in := s.in
+	for in != nil || s.syncing != nil {
+		select {
+		case err := <-s.syncing:
+			s.synced(err)
+		case m, ok := <-in:
+			switch {
+			case !ok:
+				in = nil
+				s.writeFrames(true)
+			case m.commit:
+				if s.syncing != nil { // not so: the owner waits for each commit
+					s.synced(<-s.syncing)
+				}
+				s.writeFrames(true)
+				if s.err == nil {
+					if err := s.bw.Flush(); err != nil {
+						s.fail("write", err)
+					}
+				}
+				if s.err != nil {
+					s.out <- sinkReply{err: s.err}
+					continue
+				}
+				s.pending = sinkReply{size: s.size, part: s.part}
+				s.syncing = make(chan error, 1)
+				go func(f *os.File, done chan<- error) { done <- durable.Sync(f) }(s.f, s.syncing)
+			case s.enc != nil && s.err == nil:
+				s.compress(m.data)
+			default:
+				if s.err == nil {
+					s.writeData(m.data)
+				}
+				s.recycle(m.data)
 			}
-			s.out <- sinkReply{size: s.size, part: s.part, err: s.err}
-		case s.enc != nil && s.err == nil:
-			s.compress(m.data)
-		default:
-			if s.err == nil {
-				s.writeData(m.data)
-			}
-			s.recycle(m.data)
 		}
 	}
-	s.writeFrames(true)
+}
+
+// synced ends the commit whose fsync returned err, and answers it.
+func (s *sink) synced(err error) {
+	s.syncing = nil
+	if err != nil {
+		s.fail("sync", err)
+	}
+	r := s.pending
+	r.err = s.err
+	s.out <- r
 }
 
 // recycle takes back a chunk that is written (or dropped after an error).
@@ -392,6 +430,9 @@ func (s *sink) flushSync() error {
 // The journal still vouches for the old part until the next commit; a
 // crash in between cuts the old part back and removes the new one.
 func (s *sink) nextPart() error {
+	if s.syncing != nil {
+		s.synced(<-s.syncing) // the file is closed below
+	}
 	if s.flushSync() != nil {
 		return s.err
 	}
