@@ -69,10 +69,16 @@ type heavyResult struct {
 	SandboxCPU    float64 `json:"sandbox_cpu_seconds"`
 	// MachineBusy and MachineIOWait are the shares of all the machine's
 	// CPU time over the run spent busy (any process) and waiting for disk.
-	MachineBusy   float64 `json:"machine_busy"`
-	MachineIOWait float64 `json:"machine_iowait"`
-	Limit         string  `json:"limit"`
-	VerifyError   string  `json:"verify_error,omitempty"`
+	MachineBusy float64 `json:"machine_busy"`
+	// BusyAfterFirst is MachineBusy over the time from the first possible
+	// completion (the task delay in) to the end: before it there is
+	// nothing to fetch, so a tool bound by the CPU is busy only after.
+	AfterFirst     float64 `json:"seconds_after_first_completion"`
+	BusyAfterFirst float64 `json:"machine_busy_after_first_completion"`
+	MachineIOWait  float64 `json:"machine_iowait"`
+	DiskRate       float64 `json:"disk_write_rate_bytes_per_second"` // of a plain 512 MB write and fsync, before the modes
+	Limit          string  `json:"limit"`
+	VerifyError    string  `json:"verify_error,omitempty"`
 }
 
 func runHeavy(ctx context.Context, o *options, bin, tmp, input string, urls []string, stdout io.Writer, logf func(string, ...any)) error {
@@ -82,6 +88,11 @@ func runHeavy(ctx context.Context, o *options, bin, tmp, input string, urls []st
 	}
 	client := loopbackClient(o.baselineWorkers)
 	defer client.CloseIdleConnections()
+	disk, err := diskRate(tmp)
+	if err != nil {
+		return err
+	}
+	logf("heavy: this disk writes and fsyncs %.0f MB/s (512 MB in 1 MB writes)", disk/1e6)
 	var results []*heavyResult
 	var failures []string
 	for _, m := range heavyModes {
@@ -108,8 +119,14 @@ func runHeavy(ctx context.Context, o *options, bin, tmp, input string, urls []st
 			h.IdealRatio = res.Makespan / h.IdealMakespan
 		}
 		h.MachineBusy, h.MachineIOWait = res.cpu1.share(res.cpu0)
+		h.AfterFirst, h.BusyAfterFirst = h.Wall, h.MachineBusy
+		if d, err := sandbox.ParseDelay(o.delay); err == nil && d.Kind == sandbox.Fixed && h.Wall > d.Fixed.Seconds() {
+			h.AfterFirst = h.Wall - d.Fixed.Seconds()
+			h.BusyAfterFirst = min(1, h.MachineBusy*h.Wall/h.AfterFirst)
+		}
 		out := filepath.Join(tmp, "tool-out")
 		h.BytesWritten, h.Files = du(out)
+		h.DiskRate = disk
 		h.Limit = limitOf(h)
 		if h.VerifyError != "" {
 			failures = append(failures, m.name+": "+h.VerifyError)
@@ -140,16 +157,16 @@ func runHeavy(ctx context.Context, o *options, bin, tmp, input string, urls []st
 }
 
 // limitOf names what most likely held the mode back: the CPU when the
-// machine was nearly all busy, the disk when it waited for it a good
-// share of the time, else the API's own pace (the network and the task
-// delay: the tool kept up).
+// machine was nearly all busy once results could come, the disk when the
+// mode wrote at most of the disk's rate over that time or waited for it a
+// good share of the time, else the network or something else.
 func limitOf(h *heavyResult) string {
 	switch {
 	case h.Ratio <= maxHeavyRatio:
 		return "API pace (kept up)"
-	case h.MachineBusy >= 0.85:
+	case h.BusyAfterFirst >= 0.9:
 		return "CPU"
-	case h.MachineIOWait >= 0.08:
+	case h.DiskRate > 0 && float64(h.BytesWritten)/h.AfterFirst >= 0.6*h.DiskRate, h.MachineIOWait >= 0.08:
 		return "disk"
 	}
 	return "network / other"
@@ -234,4 +251,29 @@ func (s cpuStat) share(before cpuStat) (busy, iowait float64) {
 	}
 	idle := float64(s.idle - before.idle + s.iowait - before.iowait)
 	return 1 - idle/total, float64(s.iowait-before.iowait) / total
+}
+
+// diskRate returns the bytes a second this disk takes in a plain sequential
+// write of 512 MB in 1 MB writes, fsynced, under dir.
+func diskRate(dir string) (float64, error) {
+	f, err := os.CreateTemp(dir, "disk-probe-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	start := time.Now()
+	for range 512 {
+		if _, err := f.Write(buf); err != nil {
+			return 0, err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return 0, err
+	}
+	return 512 * (1 << 20) / time.Since(start).Seconds(), nil
 }
