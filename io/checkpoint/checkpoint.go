@@ -247,7 +247,7 @@ func open(path string, fp Fingerprinter, restart bool) (*Journal, error) {
 		j.f, j.st, j.size = f, st, int64(len(data))
 	}
 	if j.st.version < version {
-		// Before the first record a version 1 program would misread.
+		// Before the first record an older program would misread.
 		if err := j.Compact(); err != nil {
 			j.f.Close()
 			return nil, err
@@ -400,13 +400,6 @@ func (j *Journal) Finish(at time.Time, o Outcome, rows []int64, off Offsets) err
 	if len(rs) == 0 && off == j.st.Offsets {
 		return nil
 	}
-	if off.Part != j.st.Offsets.Part {
-		p := append(j.scratch[:0], recPart)
-		p = binary.AppendUvarint(p, uint64(off.Part))
-		if err := j.record(p); err != nil {
-			return err
-		}
-	}
 	p := append(j.scratch[:0], recFinish)
 	p = appendTime(p, at)
 	p = append(p, byte(o))
@@ -418,6 +411,11 @@ func (j *Journal) Finish(at time.Time, o Outcome, rows []int64, off Offsets) err
 	for _, r := range rs {
 		p = binary.AppendVarint(p, r-prev)
 		prev = r
+	}
+	if off.Part != j.st.Offsets.Part {
+		// In the same record as the sizes: a torn write must never leave
+		// the new part with the old part's size.
+		p = binary.AppendUvarint(p, uint64(off.Part))
 	}
 	return j.record(p)
 }

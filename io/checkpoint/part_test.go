@@ -63,3 +63,68 @@ func containsType(t *testing.T, data []byte, typ byte) bool {
 		}
 	}
 }
+
+// TestPartTornWithItsFinish proves a finish record that moves the results
+// to a new part is one record with its sizes: a journal cut anywhere in
+// it replays to the old part with the old sizes, never to the new part
+// with the old part's size (which a resume would take for a part cut
+// short, or cut a whole part back to).
+func TestPartTornWithItsFinish(t *testing.T) {
+	t.Parallel()
+	h := Header{InputName: "in", InputSize: 1, InputHash: "h", Shape: "s"}
+	path := journalPath(t)
+	j := mustOpen(t, path, h, false)
+	at := time.Unix(1e9, 0)
+	must(t, j.Submit(at, 1, tasks(1, 10, 100)))
+	must(t, j.Finish(at, OutcomeResult, rows(1, 3), Offsets{Results: 1529, Part: 1}))
+	must(t, j.Sync())
+	before, _ := os.ReadFile(path)
+	must(t, j.Finish(at, OutcomeResult, rows(4, 5), Offsets{Results: 672, Part: 2}))
+	must(t, j.Close())
+	after, _ := os.ReadFile(path)
+	old, new := Offsets{Results: 1529, Part: 1}, Offsets{Results: 672, Part: 2}
+	for n := len(before); n <= len(after); n++ {
+		torn := journalPath(t)
+		if err := os.WriteFile(torn, after[:n], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		st := mustRead(t, torn)
+		if st.Offsets != old && st.Offsets != new || (st.Offsets == new) != (n == len(after)) {
+			t.Fatalf("cut at byte %d of %d: offsets %+v, want %+v (or %+v whole)", n, len(after), st.Offsets, old, new)
+		}
+	}
+}
+
+// TestVersion2PartRecord proves a journal of format 2, where a part record
+// came before the finish records it measured, still reads to that part,
+// and Open rewrites it in the current format with the part kept.
+func TestVersion2PartRecord(t *testing.T) {
+	t.Parallel()
+	h := Header{InputName: "in", InputSize: 1, InputHash: "h", Shape: "s"}
+	path := journalPath(t)
+	j := mustOpen(t, path, h, false)
+	at := time.Unix(1e9, 0)
+	must(t, j.Submit(at, 1, tasks(1, 10, 100)))
+	must(t, j.Close())
+	data, err := os.ReadFile(path)
+	must(t, err)
+	// A format 2 header, then what a format 2 program wrote on a rotation.
+	rd := newReader(bytes.NewReader(data), int64(len(data)))
+	p, _ := rd.next()
+	hdr := bytes.Clone(p)
+	hdr[1+len(magic)] = 2
+	old := append(frame(nil, hdr), data[rd.pos:]...)
+	old = frame(old, []byte{recPart, 2})
+	fin := append([]byte{recFinish}, appendTime(nil, at)...)
+	fin = append(fin, byte(OutcomeResult), 77, 0, 0, 1, 2) // offsets 77, 0, 0; one row: 1 (a zigzag varint)
+	old = frame(old, fin)
+	must(t, os.WriteFile(path, old, 0o644))
+	if st := mustRead(t, path); st.version != 2 || st.Offsets != (Offsets{Results: 77, Part: 2}) || st.DoneCount() != 1 {
+		t.Fatalf("format 2 journal: version %d, offsets %+v, %d done", st.version, st.Offsets, st.DoneCount())
+	}
+	j = mustOpen(t, path, h, false)
+	must(t, j.Close())
+	if st := mustRead(t, path); st.version != version || st.Offsets != (Offsets{Results: 77, Part: 2}) || st.DoneCount() != 1 {
+		t.Fatalf("after Open: version %d, offsets %+v, %d done", st.version, st.Offsets, st.DoneCount())
+	}
+}

@@ -24,7 +24,9 @@ import (
 //	submit    time at, uvarint attempt, uvarint n, n × (varint row delta,
 //	          varint task id delta)
 //	finish    time at, byte outcome, 3 × uvarint offsets, uvarint n,
-//	          n × varint row delta
+//	          n × varint row delta, and when the results part changes, the
+//	          uvarint new part (in the record whose Results offset measures
+//	          it: a torn write never leaves a part with another's size)
 //	inputEnd  uvarint rows
 //	looks     uvarint n, n × (varint row delta, uvarint looks): how many
 //	          times the pending tasks of these rows were looked at, so that
@@ -39,7 +41,9 @@ import (
 //	grow      varint input size, string input hash: the input grew at its
 //	          end to this size and hash; the rows are unknown again
 //	part      uvarint part: the results part that the Results offset of
-//	          the finish records after it measures (rotated results only)
+//	          the finish records after it measures (rotated results only):
+//	          written after a snapshot (written whole: compaction renames a
+//	          synced file); in version 2, also before a finish record
 //
 // A time is a varint of Unix nanoseconds (0 for the zero time), a string a
 // uvarint length and its bytes. Deltas are from the previous value in the
@@ -62,16 +66,17 @@ const (
 	recGrow     = 7
 	recReopen   = 8
 	recLooks    = 9
-	recPart     = 10 // a change of results part (see [Offsets]), with rotated results only
+	recPart     = 10
 	recTaskOf   = 11
 )
 
 const (
 	magic = "decodo-batch journal"
 	// version 2 added the grow, reopen, looks, part and taskOf records,
-	// which a program that reads version 1 would take for a torn tail:
-	// Open rewrites a version 1 journal as version 2 before it appends.
-	version = 2
+	// version 3 the new part in a finish record: a program that reads an
+	// older version would take them for a torn tail, so Open rewrites an
+	// older journal as the current version before it appends.
+	version = 3
 
 	// maxRecord bounds a record's length, far above any snapshot, so that
 	// a damaged length never makes a huge allocation.
@@ -446,13 +451,16 @@ func (s *State) apply(p []byte, a *applier, first bool) error {
 		off.Failed = d.int(0, math.MaxInt64)
 		off.Rejects = d.int(0, math.MaxInt64)
 		rows := d.rows(a)
+		off.Part = s.Offsets.Part
+		if len(d.b) > 0 { // a new results part, with its size
+			off.Part = d.int(0, math.MaxInt64)
+		}
 		if !d.done() || !o.valid() {
 			return errCorrupt
 		}
 		for _, r := range rows {
 			s.finish(o, r)
 		}
-		off.Part = s.Offsets.Part // set by the part records only
 		s.Offsets = off
 		s.Updated = at
 

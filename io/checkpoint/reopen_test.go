@@ -128,7 +128,7 @@ func TestTaskOfSurvives(t *testing.T) {
 }
 
 // TestUpgradeVersion1 proves a journal of format 1 is read, and rewritten
-// as format 2 by Open before anything is appended, so that a program that
+// in the current format by Open before anything is appended, so that a program that
 // reads only format 1 refuses it instead of taking the new records for a
 // torn tail.
 func TestUpgradeVersion1(t *testing.T) {
