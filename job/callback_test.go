@@ -140,9 +140,9 @@ func TestRunForgedCallbacks(t *testing.T) {
 
 	var forged struct {
 		sync.Mutex
-		codes map[int]int
+		codes map[string]map[int]int // by kind of forgery
 	}
-	forged.codes = map[int]int{}
+	forged.codes = map[string]map[int]int{"claim": {}, "bad": {}, "unknown": {}}
 	const each = 40
 	var claimed []string // pending tasks claimed faulted with a genuine passthrough
 	forge := func() {
@@ -158,14 +158,14 @@ func TestRunForgedCallbacks(t *testing.T) {
 		if len(ids) < each {
 			return // the test fails on the claims' count
 		}
-		send := func(body string) {
+		send := func(kind, body string) {
 			resp, err := http.Post(url, "application/json", strings.NewReader(body))
 			if err != nil {
 				return
 			}
 			resp.Body.Close()
 			forged.Lock()
-			forged.codes[resp.StatusCode]++
+			forged.codes[kind][resp.StatusCode]++
 			forged.Unlock()
 		}
 		// Genuine passthrough, pending tasks, "faulted": confirmed by a
@@ -173,16 +173,16 @@ func TestRunForgedCallbacks(t *testing.T) {
 		// surely pending (a task's first callback decides its nudge).
 		for i := range each {
 			claimed = append(claimed, ids[len(ids)-1-i])
-			send(`{"id":"` + ids[len(ids)-1-i] + `","status":"faulted","passthrough":"` + pt + `"}`)
+			send("claim", `{"id":"`+ids[len(ids)-1-i]+`","status":"faulted","passthrough":"`+pt+`"}`)
 		}
 		wrong := callback.NewSigner(make([]byte, callback.SecretSize)).New()
 		var wg sync.WaitGroup // in parallel: all in before the run ends
 		for i := range each {
 			id := ids[i%len(ids)]
 			wg.Go(func() {
-				send(`{"id":"` + id + `","status":"done","passthrough":"` + wrong + `"}`)
-				send(`{"id":"` + id + `","status":"faulted","passthrough":"not-ours"}`)
-				send(fmt.Sprintf(`{"id":"99999999999999%05d","status":"done","passthrough":"%s"}`, i, pt))
+				send("bad", `{"id":"`+id+`","status":"done","passthrough":"`+wrong+`"}`)
+				send("bad", `{"id":"`+id+`","status":"faulted","passthrough":"not-ours"}`)
+				send("unknown", fmt.Sprintf(`{"id":"99999999999999%05d","status":"done","passthrough":"%s"}`, i, pt))
 			})
 		}
 		wg.Wait()
@@ -212,9 +212,11 @@ func TestRunForgedCallbacks(t *testing.T) {
 	}
 	forged.Lock()
 	defer forged.Unlock()
-	// Unknown ids with a passthrough whose submission was not reported yet
-	// are held (202) until it is, then counted unknown.
-	if forged.codes[403] != 2*each || forged.codes[404]+forged.codes[202] != each {
+	// Callbacks with a passthrough whose submission the owner has not
+	// taken yet (the API answered it, the owner is busy) are held (202)
+	// until it has: then a claim is taken, an unknown id counted unknown.
+	bad, unknown, claims := forged.codes["bad"], forged.codes["unknown"], forged.codes["claim"]
+	if bad[403] != 2*each || unknown[404]+unknown[202] != each || claims[200]+claims[202] != each {
 		t.Errorf("answers to forgeries %v", forged.codes)
 	}
 	// The faulted claims of pending tasks were checked with a status GET

@@ -18,6 +18,7 @@ import (
 // journal (checkpoint.State.ResultTask).
 type dedupe struct {
 	leaders   map[[16]byte]int64         // request key -> its leader row
+	standby   map[[16]byte]int64         // request key -> a row pending with a task of its own from an earlier session
 	followers map[int64][]records.Record // leader row -> rows waiting for its task
 	// leader row -> the task of its result, since the last commit began
 	// (fresh) and in the commit in flight (committing), as for the owner's.
@@ -25,7 +26,7 @@ type dedupe struct {
 }
 
 func newDedupe() *dedupe {
-	return &dedupe{leaders: make(map[[16]byte]int64), followers: make(map[int64][]records.Record),
+	return &dedupe{leaders: make(map[[16]byte]int64), standby: make(map[[16]byte]int64), followers: make(map[int64][]records.Record),
 		fresh: make(map[int64]uint64), committing: make(map[int64]uint64)}
 }
 
@@ -38,6 +39,35 @@ func (d *dedupe) leader(rec *records.Record, replace bool) int64 {
 	}
 	d.leaders[k] = rec.Row
 	return rec.Row
+}
+
+// withTask notes rec, pending with a task of its own from an earlier
+// session: it leads its request if no row does yet, and stands by to lead
+// it should the leader's kept task turn out to be gone (see successor).
+func (d *dedupe) withTask(rec *records.Record) {
+	k := rec.RequestKey()
+	if _, ok := d.leaders[k]; !ok {
+		d.leaders[k] = rec.Row
+	}
+	if _, ok := d.standby[k]; !ok {
+		d.standby[k] = rec.Row
+	}
+}
+
+// successor reports whether a row other than rec can lead rec's request
+// now that the kept task of gone, the row rec followed, is gone: one that
+// found that out before rec and took the lead, else the standby. Else rec
+// gets its own task.
+func (d *dedupe) successor(rec *records.Record, gone int64) bool {
+	k := rec.RequestKey()
+	if l := d.leaders[k]; l != gone && l != rec.Row {
+		return true
+	}
+	if s, ok := d.standby[k]; ok && s != gone && s != rec.Row {
+		d.leaders[k] = s
+		return true
+	}
+	return false
 }
 
 // preferLeader makes rec, done with a result whose task the journal

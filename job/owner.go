@@ -350,7 +350,7 @@ func (o *owner) readRow(e readEvent) error {
 		return o.lost(rec, p.Attempt, id, classExpired, "results window of 24 hours passed")
 	}
 	if o.dd != nil {
-		o.dd.leader(&rec, false) // it has its own task: later rows may follow it
+		o.dd.withTask(&rec) // later rows may follow it
 	}
 	o.resumedTotal++
 	o.watch(rec, &poller.Task{ID: id, Row: rec.Row, Attempt: p.Attempt, Submitted: p.SubmittedAt, Resumed: true, Looks: p.Looks})
@@ -471,11 +471,12 @@ func (o *owner) polled(e poller.Event) error {
 		if e.Lost == "" {
 			return o.result(&rec, t, e, w.dupOf)
 		}
-		// The earlier row's task is gone. If another of its followers
-		// found out first, it leads now: follow it. Else this row gets
-		// its own task, and leads the rows after it. (Through resubmit:
-		// the rows channel may be closed, the input having ended.)
-		if o.dd.leader(&rec, false) != w.dupOf {
+		// The earlier row's task is gone. If another row can lead (a
+		// follower that found out first, or one with a task of its own),
+		// follow it. Else this row gets its own task, and leads the rows
+		// after it. (Through resubmit: the rows channel may be closed,
+		// the input having ended.)
+		if o.dd.successor(&rec, w.dupOf) {
 			if took, err := o.dedupe(rec); took || err != nil {
 				return err
 			}

@@ -324,3 +324,71 @@ func TestFollowersOfAGoneTaskPayOnce(t *testing.T) {
 		t.Errorf("%d of rows 2-4 got their own task, want 1: %s", leads, strings.Join(got, "; "))
 	}
 }
+
+// pendingBut is an API whose results of every task but those in ok answer
+// 204, as if still pending.
+type pendingBut struct {
+	API
+	ok map[string]bool
+}
+
+func (p *pendingBut) Results(ctx context.Context, id string) ([]decodo.Result, bool, error) {
+	if !p.ok[id] {
+		return nil, false, nil
+	}
+	return p.API.Results(ctx, id)
+}
+
+// TestGoneTaskFollowersFindPendingLeader proves that a duplicate finding
+// its leader's kept task gone follows a row of the same request whose own
+// task is pending from an earlier session, instead of paying again. Row 1
+// is done and its task kept; rows 2 and 3 come later, when that task is
+// gone: the first of them to find out gets a task, the other follows it,
+// and the session stops with that task pending. The next session reads
+// the follower again, finds row 1's task gone, and must follow the row
+// with the pending task.
+func TestGoneTaskFollowersFindPendingLeader(t *testing.T) {
+	t.Parallel()
+	const line = "https://example.com/gone/2\n"
+	sb, client := fastSandbox(t, sandbox.Config{})
+	input := writeFile(t, "in.txt", line)
+	cfg := testConfig(t, client, input)
+	cfg.Dedupe = true
+	if _, err := Run(context.Background(), cfg); err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	t1 := readLines(t, filepath.Join(cfg.Out, "results.jsonl"))[0]["task_id"].(string)
+	gone := &forgetful{API: client, lost: map[string]bool{t1: true}}
+	appendFile(t, input, []byte(line+line))
+	cfg.API = &pendingBut{API: gone, ok: map[string]bool{t1: true}} // row 2's task stays pending
+	cfg.MaxRuntime = 600 * time.Millisecond
+	if _, err := Run(context.Background(), cfg); !errors.Is(err, ErrStopped) {
+		t.Fatalf("second run: %v, want stopped with row 2's task pending", err)
+	}
+	if n := sb.Stats().TasksCreated; n != 2 {
+		t.Fatalf("%d tasks after the second run, want 2 (row 1's, row 2's)", n)
+	}
+	cfg.API, cfg.MaxRuntime = gone, 0
+	if _, err := Run(context.Background(), cfg); err != nil {
+		t.Fatalf("third run: %v", err)
+	}
+	if n := sb.Stats().TasksCreated; n != 2 {
+		t.Errorf("the API created %d tasks, want 2: the duplicate could follow the pending task", n)
+	}
+	byRow := map[float64]map[string]any{}
+	for _, m := range readLines(t, filepath.Join(cfg.Out, "results.jsonl")) {
+		byRow[m["row"].(float64)] = m
+	}
+	r2, r3 := byRow[2], byRow[3]
+	if r2 == nil || r3 == nil || len(byRow) != 3 {
+		t.Fatalf("results of rows %v, want 1, 2, 3", byRow)
+	}
+	lead, follower := 2.0, r3
+	if r2["duplicate_of"] != nil {
+		lead, follower = 3.0, r2
+	}
+	if follower["duplicate_of"] != lead || r2["task_id"] != r3["task_id"] {
+		t.Errorf("rows 2 and 3: duplicate_of %v and %v, tasks %v and %v; want one to follow the other, with its task",
+			r2["duplicate_of"], r3["duplicate_of"], r2["task_id"], r3["task_id"])
+	}
+}

@@ -239,52 +239,80 @@ func TestCommitInFlight(t *testing.T) {
 
 // TestWritesGoOnDuringFsync proves a commit's fsync does not hold up the
 // lines written after it: they reach the file while the fsync is held,
-// and the commit vouches for the size before them. Not parallel: it holds
-// the fsync of results.jsonl through the hook.
+// and the commit vouches for the size before them; with rotation, the
+// next part waits for the fsync of the part it closes. Not parallel: it
+// holds the fsync of the results file through the hook.
 func TestWritesGoOnDuringFsync(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, ResultsFile)
-	held, release := make(chan struct{}), make(chan struct{})
-	restore := durable.SetHook(func(p string, isDir bool) error {
-		if p == path {
-			select {
-			case held <- struct{}{}:
-				<-release
-			default: // the first commit's only
+	for _, rotate := range []int64{0, 300_000} {
+		dir := t.TempDir()
+		name := ResultsFile
+		if rotate > 0 {
+			name = "results-00001.jsonl"
+		}
+		path := filepath.Join(dir, name)
+		held, release := make(chan struct{}), make(chan struct{})
+		restore := durable.SetHook(func(p string, isDir bool) error {
+			if p == path {
+				select {
+				case held <- struct{}{}:
+					<-release
+				default: // the first commit's only
+				}
+			}
+			return nil
+		})
+		w, err := Open(dir, Options{RotateSize: rotate}, checkpoint.Offsets{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		page := []Page{{Content: []byte(`"` + strings.Repeat("x", 100_000) + `"`)}}
+		must(t, w.Result(&Result{Row: Row{Row: 0, Line: 1}, Pages: page}))
+		must(t, w.CommitStart())
+		<-held
+		st, _ := os.Stat(path)
+		at := st.Size()
+		for row := int64(1); row <= 40; row++ { // 4 MB: several chunks
+			must(t, w.Result(&Result{Row: Row{Row: row, Line: row + 1}, Pages: page}))
+		}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			if st, _ := os.Stat(path); st.Size() > at {
+				break
+			}
+			if time.Now().After(deadline) {
+				close(release)
+				t.Fatalf("rotate %d: the lines after the commit waited for its fsync: %s stayed at %d bytes", rotate, path, at)
 			}
 		}
-		return nil
-	})
-	defer restore()
-	w, err := Open(dir, Options{}, checkpoint.Offsets{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	page := []Page{{Content: []byte(`"` + strings.Repeat("x", 100_000) + `"`)}}
-	must(t, w.Result(&Result{Row: Row{Row: 0, Line: 1}, Pages: page}))
-	must(t, w.CommitStart())
-	<-held
-	st, _ := os.Stat(path)
-	at := st.Size()
-	for row := int64(1); row <= 40; row++ { // 4 MB: several chunks
-		must(t, w.Result(&Result{Row: Row{Row: row, Line: row + 1}, Pages: page}))
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		if st, _ := os.Stat(path); st.Size() > at {
-			break
+		if rotate > 0 {
+			// The part past its size waits for its fsync to end before
+			// it is closed and the next one starts.
+			next := filepath.Join(dir, "results-00002.jsonl")
+			for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				if _, err := os.Stat(next); err == nil {
+					t.Errorf("%s was started while the fsync of the part before it was in flight", next)
+					break
+				}
+			}
 		}
-		if time.Now().After(deadline) {
-			close(release)
-			t.Fatalf("the lines after the commit waited for its fsync: %s stayed at %d bytes", path, at)
+		close(release)
+		off, err := w.CommitEnd(<-w.Committed())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (checkpoint.Offsets{Results: at, Part: off.Part}); off != want || rotate > 0 && off.Part != 1 {
+			t.Errorf("rotate %d: the commit vouches for %+v, want %d bytes of part %d (at its start)", rotate, off, at, map[bool]int{true: 1}[rotate > 0])
+		}
+		_, err = w.Commit()
+		must(t, err)
+		must(t, w.Close())
+		restore()
+		parts, _ := filepath.Glob(filepath.Join(dir, "results*.jsonl"))
+		lines := 0
+		for _, p := range parts {
+			lines += len(linesOf(t, decompress(t, p)))
+		}
+		if lines != 41 || rotate > 0 && len(parts) < 3 {
+			t.Errorf("rotate %d: %d lines in %d parts, want 41 lines (in several parts with rotation)", rotate, lines, len(parts))
 		}
 	}
-	close(release)
-	off, err := w.CommitEnd(<-w.Committed())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if off.Results != at {
-		t.Errorf("the commit vouches for %d bytes, want %d (the size at its start)", off.Results, at)
-	}
-	must(t, w.Close())
 }

@@ -85,7 +85,8 @@ type sink struct {
 	cur  []byte
 	used bool // written since the last CommitStart
 	in   chan sinkMsg
-	out  chan sinkReply
+	out  chan sinkReply // commit replies
+	done chan struct{}  // closed when the goroutine has ended
 	free chan []byte
 	last sinkReply // at the last commit
 
@@ -191,7 +192,8 @@ func openSink(dir, base, codec string, rotate, part, size int64, caughtUp chan<-
 	// one event that writes many lines, such as a leader's followers).
 	// Half as many chunks are kept for reuse: 16 MB at most, past a burst.
 	s.in = make(chan sinkMsg, 2*maxQueued/chunkSize+4)
-	s.out = make(chan sinkReply)
+	s.out = make(chan sinkReply, 1) // a file answers without waiting for the others' replies to be read
+	s.done = make(chan struct{})
 	s.free = make(chan []byte, maxQueued/chunkSize/2)
 	go s.run()
 	return s, nil
@@ -231,7 +233,7 @@ func (s *sink) commitStart() {
 // caller's business.
 func (s *sink) close() error {
 	close(s.in)
-	<-s.out
+	<-s.done
 	return s.f.Close()
 }
 
@@ -242,7 +244,7 @@ func (s *sink) close() error {
 // One fsync is in flight at a time: the owner starts no commit before the
 // last one's reply.
 func (s *sink) run() {
-	defer func() { s.out <- sinkReply{} }()
+	defer close(s.done)
 	in := s.in
 	for in != nil || s.syncing != nil {
 		select {
@@ -431,7 +433,9 @@ func (s *sink) flushSync() error {
 // crash in between cuts the old part back and removes the new one.
 func (s *sink) nextPart() error {
 	if s.syncing != nil {
-		s.synced(<-s.syncing) // the file is closed below
+		if s.synced(<-s.syncing); s.err != nil { // the file is closed below
+			return s.err
+		}
 	}
 	if s.flushSync() != nil {
 		return s.err
