@@ -241,18 +241,7 @@ func (l *lagging) Results(ctx context.Context, id string) ([]decodo.Result, bool
 func TestFollowerWaitsWhenKnown(t *testing.T) {
 	t.Parallel()
 	const line = "https://example.com/known/1\n"
-	sb, client := fastSandbox(t, sandbox.Config{})
-	input := writeFile(t, "in.txt", line)
-	cfg := testConfig(t, client, input)
-	cfg.Dedupe = true
-	if _, err := Run(context.Background(), cfg); err != nil {
-		t.Fatalf("first run: %v", err)
-	}
-	first := readLines(t, filepath.Join(cfg.Out, "results.jsonl"))
-	if len(first) != 1 {
-		t.Fatalf("%d results after the first run, want 1", len(first))
-	}
-	task := first[0]["task_id"].(string)
+	sb, client, cfg, input, task := doneWithDedupe(t, line)
 	appendFile(t, input, []byte(line))
 	api := &lagging{API: client, lag: map[string]int{task: 1}}
 	cfg.API = api
@@ -287,19 +276,9 @@ func TestFollowerWaitsWhenKnown(t *testing.T) {
 func TestFollowersOfAGoneTaskPayOnce(t *testing.T) {
 	t.Parallel()
 	const line = "https://example.com/gone/1\n"
-	sb, client := fastSandbox(t, sandbox.Config{})
-	input := writeFile(t, "in.txt", line)
-	cfg := testConfig(t, client, input)
-	cfg.Dedupe = true
-	if _, err := Run(context.Background(), cfg); err != nil {
-		t.Fatalf("first run: %v", err)
-	}
-	first := readLines(t, filepath.Join(cfg.Out, "results.jsonl"))
-	if len(first) != 1 {
-		t.Fatalf("%d results after the first run, want 1", len(first))
-	}
+	sb, client, cfg, input, task := doneWithDedupe(t, line)
 	appendFile(t, input, []byte(line+line+line))
-	cfg.API = &forgetful{API: client, lost: map[string]bool{first[0]["task_id"].(string): true}}
+	cfg.API = &forgetful{API: client, lost: map[string]bool{task: true}}
 	if _, err := Run(context.Background(), cfg); err != nil {
 		t.Fatalf("second run: %v", err)
 	}
@@ -350,14 +329,7 @@ func (p *pendingBut) Results(ctx context.Context, id string) ([]decodo.Result, b
 func TestGoneTaskFollowersFindPendingLeader(t *testing.T) {
 	t.Parallel()
 	const line = "https://example.com/gone/2\n"
-	sb, client := fastSandbox(t, sandbox.Config{})
-	input := writeFile(t, "in.txt", line)
-	cfg := testConfig(t, client, input)
-	cfg.Dedupe = true
-	if _, err := Run(context.Background(), cfg); err != nil {
-		t.Fatalf("first run: %v", err)
-	}
-	t1 := readLines(t, filepath.Join(cfg.Out, "results.jsonl"))[0]["task_id"].(string)
+	sb, client, cfg, input, t1 := doneWithDedupe(t, line)
 	gone := &forgetful{API: client, lost: map[string]bool{t1: true}}
 	appendFile(t, input, []byte(line+line))
 	cfg.API = &pendingBut{API: gone, ok: map[string]bool{t1: true}} // row 2's task stays pending
@@ -391,4 +363,23 @@ func TestGoneTaskFollowersFindPendingLeader(t *testing.T) {
 		t.Errorf("rows 2 and 3: duplicate_of %v and %v, tasks %v and %v; want one to follow the other, with its task",
 			r2["duplicate_of"], r3["duplicate_of"], r2["task_id"], r3["task_id"])
 	}
+}
+
+// doneWithDedupe runs a --dedupe job of the one input line against a new
+// sandbox, and returns the sandbox, its client, the config and input for
+// the next runs, and the task of the row's result (kept by the journal).
+func doneWithDedupe(t *testing.T, line string) (sb *sandbox.Server, client API, cfg Config, input, task string) {
+	t.Helper()
+	sb, client = fastSandbox(t, sandbox.Config{})
+	input = writeFile(t, "in.txt", line)
+	cfg = testConfig(t, client, input)
+	cfg.Dedupe = true
+	if _, err := Run(context.Background(), cfg); err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	first := readLines(t, filepath.Join(cfg.Out, "results.jsonl"))
+	if len(first) != 1 {
+		t.Fatalf("%d results after the first run, want 1", len(first))
+	}
+	return sb, client, cfg, input, first[0]["task_id"].(string)
 }
