@@ -96,8 +96,9 @@ func TestPartTornWithItsFinish(t *testing.T) {
 }
 
 // TestVersion2PartRecord proves a journal of format 2, where a part record
-// came before the finish records it measured, still reads to that part,
-// and Open rewrites it in the current format with the part kept.
+// came right before the finish record it measured, reads to that part with
+// the finish, to neither when torn between them, and that Open rewrites it
+// in the current format with the part kept.
 func TestVersion2PartRecord(t *testing.T) {
 	t.Parallel()
 	h := Header{InputName: "in", InputSize: 1, InputHash: "h", Shape: "s"}
@@ -115,6 +116,11 @@ func TestVersion2PartRecord(t *testing.T) {
 	hdr[1+len(magic)] = 2
 	old := append(frame(nil, hdr), data[rd.pos:]...)
 	old = frame(old, []byte{recPart, 2})
+	// Torn after the part record: it counts with its finish, or not at all.
+	must(t, os.WriteFile(path, old, 0o644))
+	if st := mustRead(t, path); st.Offsets != (Offsets{}) || st.DoneCount() != 0 {
+		t.Fatalf("format 2 journal torn after a part record: offsets %+v, %d done; want none", st.Offsets, st.DoneCount())
+	}
 	fin := append([]byte{recFinish}, appendTime(nil, at)...)
 	fin = append(fin, byte(OutcomeResult), 77, 0, 0, 1, 2) // offsets 77, 0, 0; one row: 1 (a zigzag varint)
 	old = frame(old, fin)

@@ -305,6 +305,7 @@ func replay(r io.ReaderAt, size int64) (*State, int64, error) {
 		return nil, 0, rd.err
 	}
 	s.TornBytes = size - end
+	s.held = false // a format 2 part record without its finish: torn
 	if submits {
 		rd.restart(r, end)
 		for {
@@ -418,6 +419,8 @@ func (s *State) addPending(at int64, attempt int32, tasks []Task) {
 // checked before anything changes.
 func (s *State) apply(p []byte, a *applier, first bool) error {
 	d := dec{b: p[1:]}
+	afterSnapshot := s.snap
+	s.snap = p[0] == recSnapshot
 	switch p[0] {
 	case recSession:
 		start := d.time()
@@ -452,6 +455,9 @@ func (s *State) apply(p []byte, a *applier, first bool) error {
 		off.Rejects = d.int(0, math.MaxInt64)
 		rows := d.rows(a)
 		off.Part = s.Offsets.Part
+		if s.held {
+			off.Part, s.held = s.heldPart, false
+		}
 		if len(d.b) > 0 { // a new results part, with its size
 			off.Part = d.int(0, math.MaxInt64)
 		}
@@ -529,6 +535,13 @@ func (s *State) apply(p []byte, a *applier, first bool) error {
 		part := d.int(0, math.MaxInt64)
 		if !d.done() {
 			return errCorrupt
+		}
+		if s.version < 3 && !afterSnapshot {
+			// Format 2 wrote it right before the finish record whose
+			// size it measures: the two count together, or, torn apart,
+			// not at all.
+			s.heldPart, s.held = part, true
+			break
 		}
 		s.Offsets.Part = part
 

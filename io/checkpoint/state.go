@@ -104,7 +104,12 @@ type State struct {
 	// last whole record: cut off by Open, ignored by Read.
 	TornBytes int64
 
-	version      int // of the journal's header
+	version int // of the journal's header
+	// Replaying format 2: the part record just read, which counts with the
+	// finish record after it or not at all (see the part record); and
+	// whether the record before was the snapshot.
+	heldPart     int64
+	held, snap   bool
 	done         bitset
 	pending      map[int64]pend
 	taskOf       map[int64]uint64 // row -> the task of its result ([Journal.TaskOf]); nil if none
