@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -251,13 +252,13 @@ func TestWritesGoOnDuringFsync(t *testing.T) {
 		}
 		path := filepath.Join(dir, name)
 		held, release := make(chan struct{}), make(chan struct{})
+		var first sync.Once // the first commit's fsync only
 		restore := durable.SetHook(func(p string, isDir bool) error {
-			if p == path {
-				select {
-				case held <- struct{}{}:
+			if p == path && !isDir {
+				first.Do(func() {
+					held <- struct{}{}
 					<-release
-				default: // the first commit's only
-				}
+				})
 			}
 			return nil
 		})

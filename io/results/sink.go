@@ -390,7 +390,7 @@ func (s *sink) writeFrames(wait bool) {
 
 func (s *sink) fail(what string, err error) error {
 	if s.err == nil {
-		s.err = fmt.Errorf("%s %s: %w", what, s.f.Name(), err)
+		s.err = fmt.Errorf("%s %s: %w", what, s.name(s.part), err)
 	}
 	return s.err
 }
@@ -449,11 +449,7 @@ func (s *sink) nextPart() error {
 		err = f.Truncate(0)
 	}
 	if err != nil {
-		s.err = fmt.Errorf("open output part: %w", err)
-		// Keep a file to name in later errors.
-		if f == nil {
-			f, _ = os.Open(os.DevNull)
-		}
+		s.err = fmt.Errorf("open output part: %w", err) // f may be nil: nothing is written after an error
 	}
 	s.f, s.size = f, 0
 	s.bw.Reset(countWriter{f: f, n: &s.size})
