@@ -173,11 +173,12 @@ func TestSkipStringAgreesWithJSON(t *testing.T) {
 	}
 }
 
-// sandboxAnswers returns a 3000-task batch answer and a results answer as
-// the sandbox sends them.
-func sandboxAnswers(b *testing.B) (batch, results []byte) {
+// sandboxAnswers returns a 3000-task batch answer and a results answer (of
+// the first task) as a sandbox of cfg sends them.
+func sandboxAnswers(b *testing.B, cfg sandbox.Config) (batch, results []byte) {
 	b.Helper()
-	srv := httptest.NewServer(sandbox.New(sandbox.Config{BatchInterval: -1}))
+	cfg.BatchInterval = -1
+	srv := httptest.NewServer(sandbox.New(cfg))
 	b.Cleanup(srv.Close)
 	var req bytes.Buffer
 	req.WriteString(`{"target":"universal","url":[`)
@@ -241,7 +242,7 @@ func parsedAnswer(indent bool) []byte {
 // parsed page of about 100 KB, compact and indented (made compact), each
 // through the fast reader and through encoding/json.
 func BenchmarkScan(b *testing.B) {
-	batch, results := sandboxAnswers(b)
+	batch, results := sandboxAnswers(b, sandbox.Config{})
 	b.Run("batch-per-task", func(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(int64(len(batch)))

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"os"
 	"testing"
-	"time"
 )
 
 // TestOffsetsPart proves the results part of the offsets survives a
@@ -13,11 +12,8 @@ import (
 // bytes are what older versions wrote and read).
 func TestOffsetsPart(t *testing.T) {
 	t.Parallel()
-	h := Header{InputName: "in", InputSize: 1, InputHash: "h", Shape: "s"}
-	path := journalPath(t)
-	j := mustOpen(t, path, h, false)
-	at := time.Unix(1e9, 0)
-	must(t, j.Submit(at, 1, tasks(1, 10, 100)))
+	at := t0
+	path, j := submittedJournal(t)
 	must(t, j.Finish(at, OutcomeResult, rows(1, 3), Offsets{Results: 30, Failed: 20}))
 	must(t, j.Sync())
 	before, _ := os.ReadFile(path)
@@ -30,19 +26,19 @@ func TestOffsetsPart(t *testing.T) {
 	if st := mustRead(t, path); st.Offsets != (Offsets{Results: 9, Failed: 40, Part: 2}) || st.DoneCount() != 6 {
 		t.Fatalf("replayed offsets %+v, %d done", st.Offsets, st.DoneCount())
 	}
-	j = mustOpen(t, path, h, false)
+	j = mustOpen(t, path, testHeader, false)
 	must(t, j.Compact())
 	must(t, j.Close())
 	if st := mustRead(t, path); st.Offsets != (Offsets{Results: 9, Failed: 40, Part: 2}) || st.DoneCount() != 6 {
 		t.Fatalf("after compaction: offsets %+v, %d done", st.Offsets, st.DoneCount())
 	}
-	j = mustOpen(t, path, h, false)
+	j = mustOpen(t, path, testHeader, false)
 	must(t, j.Finish(at, OutcomeResult, rows(7, 7), Offsets{Results: 5, Failed: 40, Part: 3}))
 	must(t, j.Close())
 	if st := mustRead(t, path); st.Offsets.Part != 3 || st.Offsets.Results != 5 {
 		t.Fatalf("after compaction and a new part: %+v", st.Offsets)
 	}
-	j = mustOpen(t, path, h, false)
+	j = mustOpen(t, path, testHeader, false)
 	if err := j.Finish(at, OutcomeResult, rows(8, 8), Offsets{Part: -1}); err == nil {
 		t.Error("a negative part was recorded")
 	}
@@ -71,11 +67,8 @@ func containsType(t *testing.T, data []byte, typ byte) bool {
 // short, or cut a whole part back to).
 func TestPartTornWithItsFinish(t *testing.T) {
 	t.Parallel()
-	h := Header{InputName: "in", InputSize: 1, InputHash: "h", Shape: "s"}
-	path := journalPath(t)
-	j := mustOpen(t, path, h, false)
-	at := time.Unix(1e9, 0)
-	must(t, j.Submit(at, 1, tasks(1, 10, 100)))
+	at := t0
+	path, j := submittedJournal(t)
 	must(t, j.Finish(at, OutcomeResult, rows(1, 3), Offsets{Results: 1529, Part: 1}))
 	must(t, j.Sync())
 	before, _ := os.ReadFile(path)
@@ -101,11 +94,8 @@ func TestPartTornWithItsFinish(t *testing.T) {
 // in the current format with the part kept.
 func TestVersion2PartRecord(t *testing.T) {
 	t.Parallel()
-	h := Header{InputName: "in", InputSize: 1, InputHash: "h", Shape: "s"}
-	path := journalPath(t)
-	j := mustOpen(t, path, h, false)
-	at := time.Unix(1e9, 0)
-	must(t, j.Submit(at, 1, tasks(1, 10, 100)))
+	at := t0
+	path, j := submittedJournal(t)
 	must(t, j.Close())
 	data, err := os.ReadFile(path)
 	must(t, err)
@@ -128,9 +118,19 @@ func TestVersion2PartRecord(t *testing.T) {
 	if st := mustRead(t, path); st.version != 2 || st.Offsets != (Offsets{Results: 77, Part: 2}) || st.DoneCount() != 1 {
 		t.Fatalf("format 2 journal: version %d, offsets %+v, %d done", st.version, st.Offsets, st.DoneCount())
 	}
-	j = mustOpen(t, path, h, false)
+	j = mustOpen(t, path, testHeader, false)
 	must(t, j.Close())
 	if st := mustRead(t, path); st.version != version || st.Offsets != (Offsets{Results: 77, Part: 2}) || st.DoneCount() != 1 {
 		t.Fatalf("after Open: version %d, offsets %+v, %d done", st.version, st.Offsets, st.DoneCount())
 	}
+}
+
+// submittedJournal opens a new journal of testHeader with rows 1 to 10
+// submitted at t0.
+func submittedJournal(t *testing.T) (string, *Journal) {
+	t.Helper()
+	path := journalPath(t)
+	j := mustOpen(t, path, testHeader, false)
+	must(t, j.Submit(t0, 1, tasks(1, 10, 100)))
+	return path, j
 }
